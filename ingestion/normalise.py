@@ -1,0 +1,66 @@
+"""Identifier normalisation that needs a library rather than SQL: phone numbers to E.164.
+
+Phone parsing is the one step that must run in Python (Google's libphonenumber metadata, via
+``phonenumbers``). It is applied once per distinct (cleaned number, region) pair, never per row;
+the loader keeps the answers in ``ingest.phone_numbers`` so a value is parsed once ever.
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+# Removes an extension ("x123", "ext. 123", "#123") so it is not glued onto the number.
+_EXTENSION = re.compile(r"(?:\s*(?:ext\.?|x|#)\s*\d+)$", re.IGNORECASE)
+
+PHONE_CLEAN_SQL = (
+    "nullif(regexp_replace(regexp_replace(lower(trim({expr})), "
+    r"'\s*(ext\.?|x|#)\s*[0-9]+$', ''), '[^0-9+]', '', 'g'), '')"
+)
+"""SQL twin of :func:`clean_phone`, to find the distinct values to parse inside DuckDB."""
+
+
+def clean_phone(raw: str | None) -> str | None:
+    """Digits and a leading '+' only: the notation-independent key of a written number."""
+    if raw is None:
+        return None
+    text = _EXTENSION.sub("", raw.strip().lower())
+    cleaned = re.sub(r"[^0-9+]", "", text)
+    return cleaned or None
+
+
+def _valid_e164(text: str, region: str | None) -> str | None:
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def to_e164(cleaned: str | None, region: str | None) -> str | None:
+    """E.164 form of a cleaned number, or None when it is not a valid number anywhere.
+
+    National numbers are read in the record's country. Switches and people also write
+    international numbers without '+' ("0082 10…" or "821…"), so those forms are tried next.
+    """
+    if not cleaned:
+        return None
+    region = (region or "").strip().upper() or None
+    digits = cleaned.lstrip("+")
+    if not digits.isdigit():
+        return None
+    if cleaned.startswith("+"):
+        return _valid_e164("+" + digits, None)
+    candidates = [(digits, region)] if region else []
+    if digits.startswith("00"):
+        candidates.append(("+" + digits[2:], None))
+    if len(digits) >= 10:
+        candidates.append(("+" + digits, None))
+    for text, reg in candidates:
+        e164 = _valid_e164(text, reg)
+        if e164:
+            return e164
+    return None

@@ -1,0 +1,105 @@
+"""The DuckDB warehouse file: connecting to it and the tables ingestion owns.
+
+``raw`` holds every loaded record of each source with its lineage; ``audit`` holds what a person
+needs to trust the load (which files, how many rows went where, and every rejected row);
+``ingest`` holds the loader's own memory (normalised phone numbers).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from ingestion.sources import SOURCES, Source
+
+DEFAULT_WAREHOUSE = Path("warehouse/crm360.duckdb")
+DEFAULT_LANDING = Path("landing")
+
+LINEAGE_COLUMNS = (
+    ("_file_name", "VARCHAR NOT NULL"),
+    ("_row_number", "BIGINT NOT NULL"),
+    ("_file_sha256", "VARCHAR NOT NULL"),
+    ("_loaded_at", "TIMESTAMP NOT NULL"),
+)
+
+
+def warehouse_path(override: str | os.PathLike | None = None) -> Path:
+    """The warehouse file: an explicit path, else ``CRM360_WAREHOUSE``, else the default."""
+    return Path(override or os.environ.get("CRM360_WAREHOUSE") or DEFAULT_WAREHOUSE)
+
+
+def landing_path(override: str | os.PathLike | None = None) -> Path:
+    """The landing folder: an explicit path, else ``CRM360_LANDING_DIR``, else the default."""
+    return Path(override or os.environ.get("CRM360_LANDING_DIR") or DEFAULT_LANDING)
+
+
+@contextmanager
+def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection that is always closed, so the next writer (dbt, another step) can open."""
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = duckdb.connect(str(path), read_only=read_only)
+    try:
+        conn.execute("SET TimeZone = 'UTC'")
+        yield conn
+    finally:
+        conn.close()
+
+
+def raw_table_ddl(source: Source) -> str:
+    columns = [f'"{name}" {sql_type}' for name, _, sql_type in source.fields]
+    columns += [f'"{name}" {sql_type}' for name, sql_type, _ in source.derived]
+    columns += [f'"{phone.column}" VARCHAR' for phone in source.phones]
+    extra = "_extra JSON" if source.format == "csv" else "_record JSON"
+    columns += ["_key VARCHAR NOT NULL", extra]
+    columns += [f"{name} {sql_type}" for name, sql_type in LINEAGE_COLUMNS]
+    return f"CREATE TABLE IF NOT EXISTS {source.raw_table} (\n  " + ",\n  ".join(columns) + "\n)"
+
+
+AUDIT_DDL = """
+CREATE SCHEMA IF NOT EXISTS raw;
+CREATE SCHEMA IF NOT EXISTS audit;
+CREATE SCHEMA IF NOT EXISTS ingest;
+CREATE TABLE IF NOT EXISTS audit.loaded_files (
+  source VARCHAR NOT NULL,
+  file_name VARCHAR NOT NULL,
+  file_sha256 VARCHAR NOT NULL,
+  size_bytes BIGINT NOT NULL,
+  modified_at TIMESTAMP NOT NULL,
+  status VARCHAR NOT NULL,          -- loaded | duplicate_file | unreadable
+  duplicate_of VARCHAR,             -- for duplicate_file: the file already loaded with these bytes
+  rows_in_file BIGINT NOT NULL,
+  rows_loaded BIGINT NOT NULL,
+  rows_quarantined BIGINT NOT NULL,
+  rows_duplicate BIGINT NOT NULL,
+  error VARCHAR,
+  started_at TIMESTAMP NOT NULL,
+  loaded_at TIMESTAMP NOT NULL,
+  PRIMARY KEY (file_name, file_sha256)
+);
+CREATE TABLE IF NOT EXISTS audit.quarantine (
+  source VARCHAR NOT NULL,
+  file_name VARCHAR NOT NULL,
+  row_number BIGINT,                -- line where the record starts; NULL when the whole file failed
+  reason VARCHAR NOT NULL,
+  raw_record VARCHAR,
+  quarantined_at TIMESTAMP NOT NULL,
+  file_sha256 VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ingest.phone_numbers (
+  cleaned VARCHAR NOT NULL,
+  region VARCHAR NOT NULL,          -- '' when the record had no country
+  e164 VARCHAR                      -- NULL when not a valid number
+);
+"""
+
+
+def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create the ingestion schemas and tables if this is a new warehouse."""
+    conn.execute(AUDIT_DDL)
+    for source in SOURCES.values():
+        conn.execute(raw_table_ddl(source))
