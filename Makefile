@@ -1,0 +1,59 @@
+# crm360: the README's commands. `make demo` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+# Size of the demo's sample data (make demo PEOPLE=20000 DAYS=60)
+PEOPLE ?= 5000
+DAYS ?= 60
+LANDING ?= landing
+WAREHOUSE ?= warehouse/crm360.duckdb
+
+.PHONY: install demo test lint format dev bench clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "crm360 needs Python 3.11"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/crm360 generate --out $(LANDING) --people $(PEOPLE) --days $(DAYS)
+	$(BIN)/crm360 run --landing $(LANDING) --warehouse $(WAREHOUSE)
+	@echo
+	@echo "Sample landing files:  $(LANDING)/ (ground truth in $(LANDING)/_truth/)"
+	@echo "Warehouse:             $(WAREHOUSE)"
+	@echo "  raw.*                every loaded record with lineage"
+	@echo "  audit.loaded_files   each file: checksum, rows loaded / quarantined / duplicate"
+	@echo "  audit.quarantine     every rejected row with its reason"
+	@echo "Query it:  $(BIN)/python -c \"import duckdb; print(duckdb.connect('$(WAREHOUSE)', read_only=True).sql('from audit.loaded_files'))\""
+	@echo "Dagster UI: make dev"
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+dev: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -m orchestration.definitions
+
+bench: install
+	$(BIN)/python -m bench.ingest_bench
+
+clean:
+	rm -rf $(LANDING) warehouse .dagster_home bench/results

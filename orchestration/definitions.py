@@ -1,0 +1,18 @@
+"""The crm360 code location: assembles assets, checks, jobs and automation; defines nothing."""
+
+from dagster import Definitions, in_process_executor
+
+from orchestration.automation import daily_schedule, landing_sensor, pipeline_job
+from orchestration.ingest import raw_assets, raw_checks
+from orchestration.resources import default_resources
+
+defs = Definitions(
+    assets=[*raw_assets],
+    asset_checks=[*raw_checks],
+    jobs=[pipeline_job],
+    sensors=[landing_sensor],
+    schedules=[daily_schedule],
+    resources=default_resources(),
+    # One process runs the steps one after another, so only one of them holds the DuckDB file.
+    executor=in_process_executor,
+)
