@@ -86,7 +86,9 @@ def build_accounting_check(source: Source) -> AssetChecksDefinition:
         return AssetCheckResult(
             passed=result.passed,
             severity=AssetCheckSeverity.ERROR,
-            description=None if result.passed else f"{len(result.problems)} files do not add up",
+            description=None if result.passed else "; ".join(
+                f"{p['file_name']}: {p['problem']}" for p in result.problems[:3]
+            ),
             metadata={
                 "files": result.files,
                 "rows_in_files": result.rows_in_files,

@@ -7,6 +7,10 @@ from orchestration.automation import PIPELINE_JOB_NAME
 from orchestration.instance import project_instance
 
 
+# Dagster's console logger at INFO: step starts, failures and warnings, without the debug chatter.
+RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
 def failures(result: ExecuteInProcessResult) -> list[str]:
     """Failed steps and failed blocking checks, each as a sentence naming it and why."""
     problems = []
@@ -44,7 +48,7 @@ def run_pipeline() -> int:
     instance = project_instance()
     job = defs.resolve_job_def(PIPELINE_JOB_NAME)
     print(f"crm360: landing {landing_path()} -> warehouse {warehouse_path()}")
-    result = job.execute_in_process(instance=instance, raise_on_error=False,
+    result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=RUN_CONFIG,
                                     tags={"crm360/trigger": "cli"})
     print("\n".join(summary_lines(result)))
     problems = failures(result)

@@ -1,0 +1,67 @@
+import gzip
+
+import numpy as np
+import pytest
+
+from ingestion.framing import UnreadableFileError, decompressed, frame_csv, frame_lines
+
+
+def texts(records):
+    return [records.text(i) for i in range(len(records))]
+
+
+def test_lines_keep_line_numbers_and_skip_blank_lines():
+    records = frame_lines(b'{"a":1}\n\n{"b":2}\r\n{"c":3}')
+    assert texts(records) == ['{"a":1}', '{"b":2}', '{"c":3}']
+    assert records.line_numbers.tolist() == [1, 3, 4]
+
+
+def test_lines_of_an_empty_file():
+    assert len(frame_lines(b"")) == 0
+    assert len(frame_lines(b"\n\n")) == 0
+
+
+def test_csv_newline_inside_quotes_does_not_split_a_record():
+    data = b'a,b,c\n1,"x\ny",z\n2,"say ""hi""",w\n'
+    records = frame_csv(data)
+    assert texts(records) == ["a,b,c", '1,"x\ny",z', '2,"say ""hi""",w']
+    assert records.line_numbers.tolist() == [1, 2, 4]
+    assert records.field_counts.tolist() == [3, 3, 3]
+
+
+def test_csv_counts_fields_outside_quotes_only():
+    records = frame_csv(b'a,b\n"1,2",3\n4\n5,6,7\n,\n')
+    assert records.field_counts.tolist() == [2, 2, 1, 3, 2]
+
+
+def test_csv_unterminated_quote_swallows_the_rest_and_is_flagged():
+    records = frame_csv(b'a,b\n1,2\n3,"open\n4,5\n')
+    assert records.unterminated_quote.tolist() == [False, False, True]
+    assert records.line_numbers.tolist() == [1, 2, 3]
+
+
+def test_csv_crlf_line_ends():
+    records = frame_csv(b"a,b\r\n1,2\r\n")
+    assert texts(records) == ["a,b", "1,2"]
+
+
+def test_arrow_view_is_zero_copy_and_ordered():
+    records = frame_lines(b"x\ny\n")
+    table = records.to_arrow()
+    assert table.column("row_number").to_pylist() == [1, 2]
+    assert [v.rstrip(b"\n") for v in table.column("raw").to_pylist()] == [b"x", b"y"]
+
+
+def test_gzip_is_decompressed_and_a_broken_stream_is_unreadable():
+    payload = gzip.compress(b"x\n")
+    assert decompressed(payload, "f.jsonl.gz") == b"x\n"
+    assert decompressed(b"plain", "f.jsonl") == b"plain"
+    with pytest.raises(UnreadableFileError, match="gzip"):
+        decompressed(payload[: len(payload) // 2], "f.jsonl.gz")
+
+
+def test_large_buffer_framing_matches_python_splitlines():
+    rng = np.random.default_rng(1)
+    lines = [("x" * int(n)) for n in rng.integers(1, 50, size=5000)]
+    records = frame_lines(("\n".join(lines) + "\n").encode())
+    assert texts(records) == lines

@@ -1,0 +1,40 @@
+import duckdb
+import pytest
+
+from ingestion.normalise import PHONE_CLEAN_SQL, clean_phone, to_e164
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "e164"),
+    [
+        ("010-2345-6789", "KR", "+821023456789"),  # national, trunk prefix, dashes
+        ("+82 10-2345-6789", "KR", "+821023456789"),  # international with spaces
+        ("0082 10 2345 6789", "US", "+821023456789"),  # 00 international prefix
+        ("821023456789", "KR", "+821023456789"),  # switch log without '+'
+        ("(415) 555-0142", "US", "+14155550142"),  # US national with parentheses
+        ("415.555.0142", "US", "+14155550142"),  # dots
+        ("+1 415 555 0142", None, "+14155550142"),  # no country needed
+        ("020 7946 0018", "GB", "+442079460018"),  # UK national trunk 0
+        ("+44 (0)20 7946 0018", None, "+442079460018"),  # the (0) trunk in international
+        ("8 612 34567", "LT", "+37061234567"),  # Lithuanian trunk 8
+        ("+370 612 34567", "lt", "+37061234567"),  # lower-case country
+        ("138 1234 5678", "CN", "+8613812345678"),  # Chinese mobile
+        ("054-555-1234", "IL", "+972545551234"),  # Israeli mobile
+        ("030 123456", "DE", "+4930123456"),
+        ("+44 20 7946 0018 ext. 12", None, "+442079460018"),  # extension dropped
+        ("0000000000", "US", None),  # placeholder is not a number
+        ("12", "US", None),
+        ("", "US", None),
+        (None, "US", None),
+    ],
+)
+def test_phone_notations(raw, region, e164):
+    assert to_e164(clean_phone(raw), region) == e164
+
+
+def test_sql_cleaning_matches_python_cleaning():
+    samples = ["+82 10-2345-6789", "(415) 555-0142 x12", " 020 7946 0018 ", "abc", "+1.415.555"]
+    conn = duckdb.connect()
+    for raw in samples:
+        sql = "SELECT " + PHONE_CLEAN_SQL.format(expr="?")
+        assert conn.execute(sql, [raw]).fetchone()[0] == clean_phone(raw)

@@ -1,0 +1,30 @@
+"""The Dagster code location loads and holds what users and the UI rely on."""
+
+from dagster import AssetKey
+
+from ingestion.sources import SOURCES
+from orchestration.definitions import defs
+
+
+def test_one_raw_asset_per_source_with_a_blocking_accounting_check():
+    graph = defs.resolve_asset_graph()
+    keys = set(graph.get_all_asset_keys())
+    for source in SOURCES.values():
+        key = AssetKey(["raw", source.table])
+        assert key in keys
+        checks = [c for c in graph.asset_check_keys if c.asset_key == key]
+        assert [c.name for c in checks] == ["rows_accounted_for"]
+        assert all(graph.get_check_spec(c).blocking for c in checks)
+
+
+def test_every_asset_writing_the_warehouse_is_in_the_single_writer_pool():
+    for assets_def in defs.resolve_asset_graph().assets_defs:
+        for spec in assets_def.specs:
+            assert assets_def.op.pool == "duckdb_warehouse", spec.key
+
+
+def test_sensor_schedule_and_job_exist():
+    assert defs.resolve_sensor_def("landing_sensor")
+    schedule = defs.resolve_schedule_def("crm360_daily")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert defs.resolve_job_def("crm360_pipeline")
