@@ -73,13 +73,23 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+# Record text (with its trailing line end, which JSON ignores); NULL for bytes that are not UTF-8.
+_DECODE = "CASE WHEN utf8_ok THEN decode(raw) END"
+
+
 def _struct_type(source: Source) -> str:
     parts = [f'"{key}": "{sql_type}"' for _, key, sql_type in source.fields]
     return "{" + ", ".join(parts) + "}"
 
 
 class _FileLoader:
-    """Loads one file's records inside the caller's open transaction."""
+    """Loads one file's records inside the caller's open transaction.
+
+    The whole file is one batch: a single SQL statement decodes, parses, validates and keys
+    every record (``_batch``); inserts into raw and quarantine then read from it. Duplicate
+    detection probes the raw table with the batch's keys (the small side builds the hash table)
+    rather than loading all keys ever seen.
+    """
 
     def __init__(self, conn: duckdb.DuckDBPyConnection, source: Source, file_name: str,
                  sha256: str, loaded_at: datetime) -> None:
@@ -89,63 +99,61 @@ class _FileLoader:
         self.sha256 = sha256
         self.loaded_at = loaded_at
 
-    # -- decoding and structure -------------------------------------------------------------
-    def _register_rows(self, records: Records, structural: str, extra_cols: dict) -> None:
-        table = records.to_arrow()
-        for name, values in extra_cols.items():
-            table = table.append_column(name, pa.array(values))
-        self.conn.register("_records", table)
-        self.conn.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _rows AS
-            SELECT row_number, _text, {structural} AS _reason
+    # -- structure: JSON Lines ----------------------------------------------------------------
+    def _jsonl_fields_sql(self) -> str:
+        """SQL over ``_records`` giving row_number, _text, the fields and a structural reason."""
+        s = self.source
+        picks = ", ".join(f"s.{_quote(key)} AS {_quote(col)}" for col, key, _ in s.fields)
+        required_all_null = " AND ".join(f"{_quote(c)} IS NULL" for c in s.required)
+        known = ", ".join(_sql_literal(key) for _, key, _ in s.fields)
+        patch = "{" + ", ".join(f'"{key}": null' for _, key, _ in s.fields) + "}"
+        return f"""
+            SELECT row_number, _text, {", ".join(_quote(c) for c in s.columns)},
+                   CASE WHEN s IS NOT NULL AND len(list_filter(json_keys(_text),
+                                                               lambda k: k NOT IN ({known}))) > 0
+                        THEN json_merge_patch(_text, '{patch}') END AS _extra,
+                   CASE
+                     WHEN _text IS NULL THEN 'row is not valid UTF-8'
+                     WHEN s IS NULL AND NOT coalesce(try(json_valid(_text)), false)
+                       THEN 'line is not valid JSON'
+                     WHEN s IS NULL OR ({required_all_null} AND json_type(_text) <> 'OBJECT')
+                       THEN format('line is a JSON {{}}, expected an object',
+                                   lower(json_type(_text)))
+                   END AS _structural
             FROM (
-                SELECT *, rtrim(try(decode(raw)), chr(13) || chr(10)) AS _text FROM _records
+                SELECT row_number, _text, {picks}, s
+                FROM (
+                    SELECT row_number, _text,
+                           try(json_transform(_text, '{_struct_type(s)}')) AS s
+                    FROM (SELECT row_number, {_DECODE} AS _text FROM _records)
+                )
             )
-        """)
-        self.conn.unregister("_records")
+        """
 
-    def _fields_from_jsonl(self, records: Records) -> None:
-        self._register_rows(
-            records,
-            """CASE
-                 WHEN _text IS NULL THEN 'row is not valid UTF-8'
-                 WHEN NOT coalesce(try(json_valid(_text)), false) THEN 'line is not valid JSON'
-                 WHEN json_type(_text) <> 'OBJECT'
-                   THEN format('line is a JSON {}, expected an object', lower(json_type(_text)))
-               END""",
-            {},
-        )
-        picks = ", ".join(f"s.{_quote(key)} AS {_quote(col)}" for col, key, _ in self.source.fields)
-        self.conn.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _fields AS
-            SELECT row_number, _text, _reason, {picks}, CAST(s AS VARCHAR) IS NOT NULL AS _parsed
-            FROM (
-                SELECT *, CASE WHEN _reason IS NULL
-                               THEN json_transform(_text, '{_struct_type(self.source)}') END AS s
-                FROM _rows
-            )
-        """)
-
-    def _fields_from_csv(self, records: CsvRecords) -> None:
+    # -- structure: CSV -----------------------------------------------------------------------
+    def _csv_fields_sql(self, records: CsvRecords) -> str:
+        """Register the file's records and its Polars-parsed well-formed rows; return the SQL
+        giving row_number, _text, the fields, ``_extra`` and a structural reason."""
+        s = self.source
+        nulls = ", ".join(f"NULL::VARCHAR AS {_quote(c)}" for c in s.columns)
         if len(records) == 0:
-            self.conn.execute(
-                "CREATE OR REPLACE TEMP TABLE _fields AS SELECT NULL::BIGINT AS row_number, "
-                "NULL::VARCHAR AS _text, NULL::VARCHAR AS _reason, "
-                + ", ".join(f"NULL::VARCHAR AS {_quote(c)}" for c in self.source.columns)
-                + ", NULL::JSON AS _extra WHERE false"
-            )
-            return
-        header_text = records.text(0).lstrip("\ufeff")
+            return (f"SELECT NULL::BIGINT AS row_number, {nulls}, "
+                    "NULL::JSON AS _extra, NULL::VARCHAR AS _structural WHERE false")
         header = [h.strip() for h in pl.read_csv(
-            header_text.encode(), has_header=True, infer_schema=False, n_rows=0
+            records.text(0).lstrip("\ufeff").encode(), has_header=True, infer_schema=False,
+            n_rows=0,
         ).columns]
-        missing = [c for c in self.source.required if c not in header]
         width = len(header)
-        body = Records(records.data, records.starts[1:], records.ends[1:], records.line_numbers[1:])
+        missing = [c for c in s.required if c not in header]
+        table = Records(records.data, records.starts[1:], records.ends[1:],
+                        records.line_numbers[1:]).to_arrow()
+        table = table.append_column("field_count", pa.array(records.field_counts[1:]))
+        table = table.append_column("unterminated", pa.array(records.unterminated_quote[1:]))
+        self.conn.register("_records", table)
         if missing:
             structural = (
-                f"format('required column {missing[0]} is missing from the header (columns: {{}})', "
-                f"{_sql_literal(', '.join(header))})"
+                f"format('required column {missing[0]} is missing from the header "
+                f"(columns: {{}})', {_sql_literal(', '.join(header))})"
             )
         else:
             structural = f"""CASE
@@ -154,50 +162,45 @@ class _FileLoader:
                  WHEN field_count <> {width}
                    THEN format('row has {{}} fields; the header has {width}', field_count)
                END"""
-        self._register_rows(body, structural, {
-            "field_count": records.field_counts[1:],
-            "unterminated": records.unterminated_quote[1:],
-        })
+        self.conn.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _structure AS
+            SELECT row_number, {structural} AS _structural
+            FROM (SELECT row_number, field_count, unterminated,
+                         CASE WHEN utf8_ok THEN '' END AS _text FROM _records)
+        """)
         good = self.conn.execute(
-            "SELECT row_number FROM _rows WHERE _reason IS NULL ORDER BY row_number"
+            "SELECT row_number FROM _structure WHERE _structural IS NULL ORDER BY row_number"
         ).fetchnumpy()["row_number"]
         parsed = self._parse_good_csv(records, header, np.asarray(good, dtype=np.int64))
         self.conn.register("_csv", parsed)
-        known = [c for c in self.source.columns if c in header]
-        unknown = [c for c in parsed.column_names if c not in self.source.columns
-                   and c != "row_number"]
+        unknown = [c for c in parsed.column_names if c not in s.columns and c != "row_number"]
         picks = ", ".join(
-            f"c.{_quote(col)}" if col in known else f"NULL::VARCHAR AS {_quote(col)}"
-            for col in self.source.columns
+            f"c.{_quote(col)}" if col in parsed.column_names else f"NULL::VARCHAR AS {_quote(col)}"
+            for col in s.columns
         )
         extra = (
             "json_object(" + ", ".join(f"{_sql_literal(c)}, c.{_quote(c)}" for c in unknown) + ")"
             if unknown else "NULL::JSON"
         )
-        self.conn.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _fields AS
-            SELECT r.row_number, r._text, r._reason, {picks},
-                   CASE WHEN r._reason IS NULL THEN {extra} END AS _extra
-            FROM _rows r LEFT JOIN _csv c USING (row_number)
-        """)
-        self.conn.unregister("_csv")
+        return f"""
+            SELECT r.row_number, {picks},
+                   CASE WHEN r._structural IS NULL THEN {extra} END AS _extra, r._structural
+            FROM _structure r LEFT JOIN _csv c USING (row_number)
+        """
 
     def _parse_good_csv(self, records: CsvRecords, header: list[str], good: np.ndarray
                         ) -> pa.Table:
         """Parse the well-formed records with Polars; row numbers come from the framing."""
         data = records.data
-        arr = np.frombuffer(data, dtype=np.uint8)
-        body_lines = records.line_numbers[1:]
-        if len(good) == len(body_lines):
+        next_start = np.append(records.starts[1:], len(data))
+        if len(good) == len(records) - 1:
             buffer = data[records.starts[0]:]
         else:
-            keep = np.zeros(len(arr), dtype=bool)
-            idx = np.searchsorted(records.line_numbers, good)
-            next_start = np.append(records.starts[1:], len(data))
+            keep = np.zeros(len(data), dtype=bool)
             keep[records.starts[0]:next_start[0]] = True  # header
-            for i in idx:
+            for i in np.searchsorted(records.line_numbers, good):
                 keep[records.starts[i]:next_start[i]] = True
-            buffer = arr[keep].tobytes()
+            buffer = np.frombuffer(data, dtype=np.uint8)[keep].tobytes()
         if len(good) == 0:
             frame = pl.DataFrame({name: pl.Series([], dtype=pl.String) for name in header})
         else:
@@ -213,46 +216,40 @@ class _FileLoader:
             )
         return frame.with_columns(pl.Series("row_number", good)).to_arrow()
 
-    # -- contract rules, duplicates, insert ---------------------------------------------------
-    def _check(self) -> None:
+    # -- the batch: contract rules, keys, normalised forms ------------------------------------
+    def _build_batch(self, fields_sql: str) -> None:
+        s = self.source
         branches = [
             f"WHEN nullif(trim(CAST({_quote(c)} AS VARCHAR)), '') IS NULL "
             f"THEN 'required field {c} is missing or empty'"
-            for c in self.source.required
+            for c in s.required
         ]
-        branches += [f"WHEN {bad} THEN {reason}" for bad, reason in self.source.rules]
-        self.conn.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _checked AS
-            SELECT * REPLACE (coalesce(_reason, CASE {' '.join(branches)} END) AS _reason)
-            FROM _fields
-        """)
-
-    def _valid_with_keys(self) -> None:
-        derived = "".join(f", {sql} AS {_quote(name)}" for name, _, sql in self.source.derived)
+        branches += [f"WHEN {bad} THEN {reason}" for bad, reason in s.rules]
+        derived = "".join(f", {sql} AS {_quote(name)}" for name, _, sql in s.derived)
         phones = "".join(
             f", {PHONE_CLEAN_SQL.format(expr=p.raw)} AS _phone_clean_{i}"
             f", coalesce(upper(trim({p.region})), '') AS _phone_region_{i}"
-            for i, p in enumerate(self.source.phones)
+            for i, p in enumerate(s.phones)
         )
         self.conn.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _valid AS
-            SELECT *, {self.source.key} AS _key {derived} {phones}
-            FROM _checked WHERE _reason IS NULL
+            CREATE OR REPLACE TEMP TABLE _batch AS
+            SELECT * EXCLUDE ({"_text, " if s.format == "jsonl" else ""}_structural)
+                   {derived} {phones}
+            FROM (
+                SELECT *, coalesce(_structural, CASE {' '.join(branches)} END) AS _reason
+                FROM ({fields_sql})
+            )
         """)
-        self.conn.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _new AS
-            SELECT * FROM _valid v
-            WHERE NOT EXISTS (SELECT 1 FROM {self.source.raw_table} r WHERE r._key = v._key)
-            QUALIFY row_number() OVER (PARTITION BY _key ORDER BY row_number) = 1
-        """)
+        for view in ("_records", "_csv"):
+            self.conn.execute(f"DROP VIEW IF EXISTS {view}")
 
     def _normalise_phones(self) -> None:
         """Parse each distinct (number, region) never seen before, once, with phonenumbers."""
         if not self.source.phones:
             return
         distinct = " UNION ".join(
-            f"SELECT _phone_clean_{i} AS cleaned, _phone_region_{i} AS region FROM _new "
-            f"WHERE _phone_clean_{i} IS NOT NULL"
+            f"SELECT _phone_clean_{i} AS cleaned, _phone_region_{i} AS region FROM _batch "
+            f"WHERE _reason IS NULL AND _phone_clean_{i} IS NOT NULL"
             for i in range(len(self.source.phones))
         )
         todo = self.conn.execute(f"""
@@ -270,73 +267,91 @@ class _FileLoader:
         self.conn.execute("INSERT INTO ingest.phone_numbers SELECT * FROM _phones")
         self.conn.unregister("_phones")
 
-    def _insert(self) -> None:
+    def _insert_new(self) -> int:
+        """Insert the valid rows whose key is new; returns how many were inserted."""
         s = self.source
+        key = ", ".join(_quote(k) for k in s.key)
+        same_key = " AND ".join(f"x.{_quote(k)} = b.{_quote(k)}" for k in s.key)
+        # Keys of this file already in raw: the batch builds the hash table, raw only probes it.
+        seen = self.conn.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _seen AS
+            SELECT DISTINCT {key} FROM {s.raw_table}
+            SEMI JOIN (SELECT {key} FROM _batch WHERE _reason IS NULL) USING ({key})
+        """).fetchone()[0]
+        # Rows repeating a key earlier in this same file: only keys that occur twice matter.
+        repeats = self.conn.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _repeats AS
+            SELECT {key}, min(row_number) AS first_row FROM _batch WHERE _reason IS NULL
+            GROUP BY ALL HAVING count(*) > 1
+        """).fetchone()[0]
+        duplicate_filter = ""
+        if seen:
+            duplicate_filter += f" AND NOT EXISTS (SELECT 1 FROM _seen x WHERE {same_key})"
+        if repeats:
+            duplicate_filter += (f" AND NOT EXISTS (SELECT 1 FROM _repeats x WHERE {same_key}"
+                                 " AND x.first_row <> b.row_number)")
         cols = [*s.columns, *(n for n, _, _ in s.derived)]
-        select = [f"n.{_quote(c)}" for c in cols]
+        select = [f"b.{_quote(c)}" for c in cols]
         joins = []
         for i, phone in enumerate(s.phones):
             joins.append(
-                f"LEFT JOIN ingest.phone_numbers p{i} ON p{i}.cleaned = n._phone_clean_{i} "
-                f"AND p{i}.region = n._phone_region_{i}"
+                f"LEFT JOIN ingest.phone_numbers p{i} ON p{i}.cleaned = b._phone_clean_{i} "
+                f"AND p{i}.region = b._phone_region_{i}"
             )
             select.append(f"p{i}.e164")
             cols.append(phone.column)
-        payload = "_extra" if s.format == "csv" else "_record"
-        payload_sql = "n._extra" if s.format == "csv" else "CAST(n._text AS JSON)"
-        self.conn.execute(
+        inserted = self.conn.execute(
             f"""
             INSERT INTO {s.raw_table}
-                ({_sql_list([_quote(c) for c in cols])}, _key, {payload},
+                ({_sql_list([_quote(c) for c in cols])}, _extra,
                  _file_name, _row_number, _file_sha256, _loaded_at)
-            SELECT {_sql_list(select)}, n._key, {payload_sql}, ?, n.row_number, ?, ?
-            FROM _new n {' '.join(joins)}
-            ORDER BY n.row_number
+            SELECT {_sql_list(select)}, b._extra, ?, b.row_number, ?, ?
+            FROM _batch b {' '.join(joins)}
+            WHERE b._reason IS NULL {duplicate_filter}
             """,
             [self.file_name, self.sha256, self.loaded_at],
-        )
+        ).fetchone()[0]
+        return int(inserted)
 
-    def _quarantine(self, records: Records) -> None:
+    def _quarantine(self, records: Records) -> int:
+        """Insert the rejected rows with their reason and text; returns how many."""
+        rejected = self.conn.execute(
+            "SELECT row_number, _reason FROM _batch WHERE _reason IS NOT NULL ORDER BY row_number"
+        ).fetchnumpy()
+        rows = np.asarray(rejected["row_number"], dtype=np.int64)
+        if len(rows) == 0:
+            return 0
+        index = np.searchsorted(records.line_numbers, rows)
+        self.conn.register("_rejected", pa.table({
+            "row_number": pa.array(rows),
+            "reason": pa.array(rejected["_reason"], pa.string()),
+            "raw_record": pa.array([records.text(int(i)) for i in index], pa.string()),
+        }))
         self.conn.execute(
-            """
-            INSERT INTO audit.quarantine
-            SELECT ?, ?, row_number, _reason, _text, ?, ? FROM _checked
-            WHERE _reason IS NOT NULL ORDER BY row_number
-            """,
+            "INSERT INTO audit.quarantine SELECT ?, ?, row_number, reason, raw_record, ?, ? "
+            "FROM _rejected ORDER BY row_number",
             [self.source.name, self.file_name, self.loaded_at, self.sha256],
         )
-        undecodable = self.conn.execute(
-            "SELECT row_number FROM _checked WHERE _reason IS NOT NULL AND _text IS NULL"
-        ).fetchall()
-        for (row_number,) in undecodable:
-            i = int(np.searchsorted(records.line_numbers, row_number))
-            self.conn.execute(
-                "UPDATE audit.quarantine SET raw_record = ? "
-                "WHERE file_sha256 = ? AND file_name = ? AND row_number = ?",
-                [records.text(i), self.sha256, self.file_name, row_number],
-            )
+        self.conn.unregister("_rejected")
+        return len(rows)
 
     def load(self, data: bytes) -> tuple[int, int, int, int]:
         """Load the decompressed bytes; returns (rows, loaded, quarantined, duplicate)."""
         if self.source.format == "csv":
             records: Records = frame_csv(data)
-            self._fields_from_csv(records)  # type: ignore[arg-type]
+            fields_sql = self._csv_fields_sql(records)  # type: ignore[arg-type]
         else:
             records = frame_lines(data)
-            self._fields_from_jsonl(records)
-        self._check()
-        self._valid_with_keys()
+            self.conn.register("_records", records.to_arrow())
+            fields_sql = self._jsonl_fields_sql()
+        self._build_batch(fields_sql)
         self._normalise_phones()
-        self._insert()
-        self._quarantine(records)
-        rows, quarantined, valid, new = self.conn.execute("""
-            SELECT (SELECT count(*) FROM _checked),
-                   (SELECT count(*) FROM _checked WHERE _reason IS NOT NULL),
-                   (SELECT count(*) FROM _valid), (SELECT count(*) FROM _new)
-        """).fetchone()
-        for table in ("_rows", "_fields", "_checked", "_valid", "_new"):
+        loaded = self._insert_new()
+        quarantined = self._quarantine(records)
+        rows = self.conn.execute("SELECT count(*) FROM _batch").fetchone()[0]
+        for table in ("_structure", "_batch", "_seen", "_repeats"):
             self.conn.execute(f"DROP TABLE IF EXISTS {table}")
-        return rows, new, quarantined, valid - new
+        return rows, loaded, quarantined, rows - quarantined - loaded
 
 
 def _sql_literal(text: str) -> str:

@@ -48,7 +48,8 @@ class Source:
     required: tuple[str, ...]
     # (SQL that is true when the row is bad, SQL for the reason a person can act on)
     rules: tuple[tuple[str, str], ...]
-    key: str
+    # raw-table columns whose values, together, make a row a duplicate of one already loaded
+    key: tuple[str, ...]
     key_description: str
     derived: tuple[tuple[str, str, str], ...] = ()
     phones: tuple[Phone, ...] = field(default_factory=tuple)
@@ -77,7 +78,7 @@ CONTACTS = Source(
     ),
     required=("contact_id", "created_at", "updated_at"),
     rules=(iso_timestamp_rule("created_at"), iso_timestamp_rule("updated_at")),
-    key=f"contact_id || '|' || strftime({utc('updated_at')}, '%Y-%m-%dT%H:%M:%S.%f')",
+    key=("contact_id", "updated_at_utc"),
     key_description="contact_id and updated_at (an unchanged version re-exported)",
     derived=(
         ("email_normalized", "VARCHAR", email_norm("email")),
@@ -110,7 +111,7 @@ EMAIL = Source(
             "format('timestamp is not Unix seconds: {}', timestamp)",
         ),
     ),
-    key="sg_event_id",
+    key=("sg_event_id",),
     key_description="sg_event_id (a redelivered webhook)",
     derived=(
         ("email_normalized", "VARCHAR", email_norm("email")),
@@ -134,7 +135,7 @@ CALLS = Source(
         ),
         iso_timestamp_rule("started_at"),
     ),
-    key="call_id",
+    key=("call_id",),
     key_description="call_id (the same call exported again)",
     derived=(
         ("started_at_utc", "TIMESTAMP", utc("started_at")),
@@ -173,7 +174,7 @@ WEB = Source(
             "'neither anonymousId nor userId is present'",
         ),
     ),
-    key="message_id",
+    key=("message_id",),
     key_description="messageId (a client retry)",
     derived=(
         ("event_at", "TIMESTAMP", utc("timestamp")),
@@ -206,14 +207,12 @@ ORDERS = Source(
             "format('currency {} is not a three-letter ISO 4217 code', currency)",
         ),
     ),
-    key=(
-        "id || '|' || strftime(coalesce(" + utc("updated_at") + ", " + utc("created_at")
-        + "), '%Y-%m-%dT%H:%M:%S.%f')"
-    ),
-    key_description="id and updated_at (an unchanged version re-exported)",
+    key=("id", "version_at_utc"),
+    key_description="id and updated_at, or created_at without it (an unchanged version re-exported)",
     derived=(
         ("created_at_utc", "TIMESTAMP", utc("created_at")),
         ("updated_at_utc", "TIMESTAMP", utc("updated_at")),
+        ("version_at_utc", "TIMESTAMP", f"coalesce({utc('updated_at')}, {utc('created_at')})"),
         ("customer_id", "VARCHAR", "customer->>'id'"),
         ("email_normalized", "VARCHAR", email_norm("email")),
         ("customer_email_normalized", "VARCHAR", email_norm("customer->>'email'")),

@@ -54,8 +54,8 @@ def raw_table_ddl(source: Source) -> str:
     columns = [f'"{name}" {sql_type}' for name, _, sql_type in source.fields]
     columns += [f'"{name}" {sql_type}' for name, sql_type, _ in source.derived]
     columns += [f'"{phone.column}" VARCHAR' for phone in source.phones]
-    extra = "_extra JSON" if source.format == "csv" else "_record JSON"
-    columns += ["_key VARCHAR NOT NULL", extra]
+    # _extra: the fields the contract does not list, kept whole.
+    columns += ["_extra JSON"]
     columns += [f"{name} {sql_type}" for name, sql_type in LINEAGE_COLUMNS]
     return f"CREATE TABLE IF NOT EXISTS {source.raw_table} (\n  " + ",\n  ".join(columns) + "\n)"
 

@@ -49,7 +49,7 @@ def test_arrow_view_is_zero_copy_and_ordered():
     records = frame_lines(b"x\ny\n")
     table = records.to_arrow()
     assert table.column("row_number").to_pylist() == [1, 2]
-    assert [v.rstrip(b"\n") for v in table.column("raw").to_pylist()] == [b"x", b"y"]
+    assert table.column("raw").to_pylist() == [b"x\n", b"y\n"]
 
 
 def test_gzip_is_decompressed_and_a_broken_stream_is_unreadable():
@@ -65,3 +65,23 @@ def test_large_buffer_framing_matches_python_splitlines():
     lines = [("x" * int(n)) for n in rng.integers(1, 50, size=5000)]
     records = frame_lines(("\n".join(lines) + "\n").encode())
     assert texts(records) == lines
+
+
+@pytest.mark.parametrize("data", [
+    b"a\n\n\r\nb\r\nc", b"\n\nfirst\nsecond\n\n", b"only", b"x\r\n", b"",
+])
+def test_arrow_values_are_the_records_plus_trailing_line_ends(data):
+    records = frame_lines(data)
+    values = records.to_arrow().column("raw").to_pylist()
+    assert [v.rstrip(b"\r\n") for v in values] == [
+        records.data[s:e] for s, e in zip(records.starts, records.ends, strict=True)]
+
+
+def test_csv_record_text_keeps_newlines_inside_quotes():
+    records = frame_csv(b'h\r\n"a\r\nb"\r\n\r\nc\n')
+    assert texts(records) == ["h", '"a\r\nb"', "c"]
+
+
+def test_utf8_validity_is_per_record():
+    records = frame_lines(b"ok\n\xff\xfe\nfine \xc3\xa9\n\xc3\n")
+    assert records.to_arrow().column("utf8_ok").to_pylist() == [True, False, True, False]

@@ -243,7 +243,7 @@ def test_unknown_fields_are_kept(landing, db):
     write(landing, "web/w.jsonl", jsonl(web("m1", integrations={"All": True})))
     load_all(db, landing)
     with connect(db, read_only=True) as conn:
-        kept = conn.execute("SELECT _record->'integrations'->>'All' FROM raw.web_events"
+        kept = conn.execute("SELECT _extra->'integrations'->>'All' FROM raw.web_events"
                             ).fetchone()[0]
     assert kept == "true"
 

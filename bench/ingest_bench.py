@@ -1,0 +1,185 @@
+"""Ingestion benchmark (`make bench`): speed and memory against DuckDB's own bare readers.
+
+For each size (BENCH_PEOPLE, default "100000 1000000"): generate a landing folder once (kept in
+bench/work/ and reused while the generator's inputs are unchanged), then in separate processes
+(so peak memory is each phase's own):
+  1. crm360 ingestion of all five sources into a fresh warehouse, timed per source;
+  2. DuckDB's bare read_csv / read_json of the same files into tables, in the same run.
+Reports rows/s and MB/s per source, peak RSS, and the ratio ingestion time / bare read time.
+Results go to bench/results/ingest-<people>.json and are printed as a table.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = Path(os.environ.get("BENCH_WORK", ROOT / "bench" / "work"))
+RESULTS = ROOT / "bench" / "results"
+DAYS = int(os.environ.get("BENCH_DAYS", "90"))
+
+INGEST = """
+import json, resource, sys, time
+from pathlib import Path
+from ingestion.loader import load_source
+from ingestion.sources import SOURCES
+from ingestion.warehouse import connect
+landing, db = Path(sys.argv[1]), Path(sys.argv[2])
+out = {}
+with connect(db) as conn:
+    for name in SOURCES:
+        t = time.perf_counter()
+        results = load_source(conn, name, landing)
+        out[name] = {
+            "seconds": time.perf_counter() - t,
+            "files": len(results),
+            "rows": sum(r.rows_in_file for r in results),
+            "loaded": sum(r.rows_loaded for r in results),
+            "quarantined": sum(r.rows_quarantined for r in results),
+            "duplicate": sum(r.rows_duplicate for r in results),
+        }
+print(json.dumps({"sources": out, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+BARE = """
+import json, resource, sys, time
+import duckdb
+from pathlib import Path
+from ingestion.loader import landed_files
+from ingestion.sources import SOURCES
+landing, db, unreadable = Path(sys.argv[1]), sys.argv[2], set(json.loads(sys.argv[3]))
+conn = duckdb.connect(db)
+out = {}
+for name, source in SOURCES.items():
+    files = [str(p) for p in landed_files(landing, source)
+             if p.relative_to(landing).as_posix() not in unreadable]
+    if source.format == "csv":
+        reader = f"read_csv({files!r}, header=true, all_varchar=true, ignore_errors=true, union_by_name=true)"
+    else:
+        reader = f"read_json({files!r}, format='newline_delimited', ignore_errors=true, union_by_name=true)"
+    t = time.perf_counter()
+    conn.execute(f"CREATE TABLE {source.table} AS SELECT * FROM {reader}")
+    out[name] = {"seconds": time.perf_counter() - t,
+                 "rows": conn.execute(f"SELECT count(*) FROM {source.table}").fetchone()[0]}
+conn.close()
+print(json.dumps({"sources": out, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+GENERATE = """
+import json, resource, sys, time
+from pathlib import Path
+from ingestion.generator import generate
+t = time.perf_counter()
+generate(Path(sys.argv[1]), people=int(sys.argv[2]), days=int(sys.argv[3]))
+print(json.dumps({"seconds": time.perf_counter() - t,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run_phase(script: str, *args: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark phase failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def folder_bytes(landing: Path, source: str) -> tuple[int, int]:
+    """(bytes on disk, bytes decompressed) of a source folder."""
+    import gzip
+
+    on_disk = plain = 0
+    for path in (landing / source).iterdir():
+        size = path.stat().st_size
+        on_disk += size
+        if path.name.endswith(".gz"):
+            try:
+                plain += len(gzip.decompress(path.read_bytes()))
+            except (OSError, EOFError):
+                pass
+        else:
+            plain += size
+    return on_disk, plain
+
+
+def bench(people: int) -> dict:
+    landing = WORK / f"people-{people}" / "landing"
+    marker = landing.parent / "generated.json"
+    expected = {"people": people, "days": DAYS}
+    if not marker.exists() or json.loads(marker.read_text()).get("inputs") != expected:
+        shutil.rmtree(landing.parent, ignore_errors=True)
+        landing.mkdir(parents=True)
+        generated = run_phase(GENERATE, str(landing), str(people), str(DAYS))
+        marker.write_text(json.dumps({"inputs": expected, "generate": generated}))
+    generated = json.loads(marker.read_text())["generate"]
+    unreadable = []
+    files_csv = landing / "_truth" / "files.csv"
+    if files_csv.exists():
+        import csv
+
+        with files_csv.open() as f:
+            unreadable = [r["file_name"] for r in csv.DictReader(f) if r["unreadable"] == "true"]
+
+    db = landing.parent / "bench.duckdb"
+    bare_db = landing.parent / "bare.duckdb"
+    for f in (db, bare_db):
+        f.unlink(missing_ok=True)
+    ingest = run_phase(INGEST, str(landing), str(db))
+    bare = run_phase(BARE, str(landing), str(bare_db), json.dumps(unreadable))
+    rows = []
+    for name, ing in ingest["sources"].items():
+        on_disk, plain = folder_bytes(landing, name)
+        b = bare["sources"][name]
+        rows.append({
+            "source": name, "files": ing["files"], "rows": ing["rows"],
+            "loaded": ing["loaded"], "quarantined": ing["quarantined"],
+            "duplicate": ing["duplicate"], "seconds": round(ing["seconds"], 2),
+            "rows_per_s": round(ing["rows"] / ing["seconds"]),
+            "mb_per_s": round(plain / 1e6 / ing["seconds"], 1),
+            "mb_on_disk": round(on_disk / 1e6, 1), "mb_decompressed": round(plain / 1e6, 1),
+            "bare_seconds": round(b["seconds"], 2), "bare_rows": b["rows"],
+            "ratio_to_bare": round(ing["seconds"] / b["seconds"], 2),
+        })
+    total = sum(r["seconds"] for r in rows)
+    bare_total = sum(r["bare_seconds"] for r in rows)
+    for f in (db, bare_db):
+        f.unlink(missing_ok=True)
+    return {
+        "people": people, "days": DAYS, "sources": rows,
+        "ingest_seconds": round(total, 2), "bare_seconds": round(bare_total, 2),
+        "ratio_to_bare": round(total / bare_total, 2),
+        "ingest_peak_rss_mb": round(ingest["peak_rss_mb"]),
+        "bare_peak_rss_mb": round(bare["peak_rss_mb"]),
+        "generate_seconds": round(generated["seconds"], 1),
+        "generate_peak_rss_mb": round(generated["peak_rss_mb"]),
+    }
+
+
+def show(result: dict) -> None:
+    cols = ["source", "files", "rows", "loaded", "quarantined", "duplicate", "seconds",
+            "rows_per_s", "mb_per_s", "bare_seconds", "ratio_to_bare"]
+    print(f"\n## Ingestion, {result['people']:,} people, {result['days']} days")
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for row in result["sources"]:
+        print("| " + " | ".join(str(row[c]) for c in cols) + " |")
+    print(f"total: ingestion {result['ingest_seconds']} s vs bare read {result['bare_seconds']} s"
+          f" -> ratio {result['ratio_to_bare']} (target <= 2.0); peak RSS ingestion "
+          f"{result['ingest_peak_rss_mb']} MB (target < 4096), bare {result['bare_peak_rss_mb']}"
+          f" MB; generation {result['generate_seconds']} s, {result['generate_peak_rss_mb']} MB")
+
+
+def main() -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for people in [int(p) for p in os.environ.get("BENCH_PEOPLE", "100000 1000000").split()]:
+        result = bench(people)
+        (RESULTS / f"ingest-{people}.json").write_text(json.dumps(result, indent=2))
+        show(result)
+
+
+if __name__ == "__main__":
+    main()
