@@ -6,13 +6,19 @@ from orchestration.automation import daily_schedule, landing_sensor, pipeline_jo
 from orchestration.ingest import raw_assets, raw_checks
 from orchestration.resources import default_resources
 
-defs = Definitions(
-    assets=[*raw_assets],
-    asset_checks=[*raw_checks],
-    jobs=[pipeline_job],
-    sensors=[landing_sensor],
-    schedules=[daily_schedule],
-    resources=default_resources(),
-    # One process runs the steps one after another, so only one of them holds the DuckDB file.
-    executor=in_process_executor,
-)
+
+def build_defs() -> Definitions:
+    """Definitions with resources read from the environment now (see default_resources)."""
+    return Definitions(
+        assets=[*raw_assets],
+        asset_checks=[*raw_checks],
+        jobs=[pipeline_job],
+        sensors=[landing_sensor],
+        schedules=[daily_schedule],
+        resources=default_resources(),
+        # One process runs the steps one after another: one step at a time holds the DuckDB file.
+        executor=in_process_executor,
+    )
+
+
+defs = build_defs()

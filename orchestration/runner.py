@@ -43,8 +43,9 @@ def summary_lines(result: ExecuteInProcessResult) -> list[str]:
 
 def run_pipeline() -> int:
     """Materialise every asset of the project; 0 when everything succeeded, 1 otherwise."""
-    from orchestration.definitions import defs
+    from orchestration.definitions import build_defs
 
+    defs = build_defs()
     instance = project_instance()
     job = defs.resolve_job_def(PIPELINE_JOB_NAME)
     print(f"crm360: landing {landing_path()} -> warehouse {warehouse_path()}")
