@@ -9,12 +9,12 @@ Reports rows/s and MB/s per source, peak RSS, and the ratio ingestion time / bar
 Results go to bench/results/ingest-<people>.json and are printed as a table.
 """
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,8 @@ with connect(db) as conn:
             "quarantined": sum(r.rows_quarantined for r in results),
             "duplicate": sum(r.rows_duplicate for r in results),
         }
-print(json.dumps({"sources": out, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"sources": out, "peak_rss_mb": peak}))
 """
 
 BARE = """
@@ -58,15 +59,18 @@ for name, source in SOURCES.items():
     files = [str(p) for p in landed_files(landing, source)
              if p.relative_to(landing).as_posix() not in unreadable]
     if source.format == "csv":
-        reader = f"read_csv({files!r}, header=true, all_varchar=true, ignore_errors=true, union_by_name=true)"
+        reader = (f"read_csv({files!r}, header=true, all_varchar=true, ignore_errors=true, "
+                  "union_by_name=true)")
     else:
-        reader = f"read_json({files!r}, format='newline_delimited', ignore_errors=true, union_by_name=true)"
+        reader = (f"read_json({files!r}, format='newline_delimited', ignore_errors=true, "
+                  "union_by_name=true)")
     t = time.perf_counter()
     conn.execute(f"CREATE TABLE {source.table} AS SELECT * FROM {reader}")
     out[name] = {"seconds": time.perf_counter() - t,
                  "rows": conn.execute(f"SELECT count(*) FROM {source.table}").fetchone()[0]}
 conn.close()
-print(json.dumps({"sources": out, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"sources": out, "peak_rss_mb": peak}))
 """
 
 GENERATE = """
@@ -75,14 +79,15 @@ from pathlib import Path
 from ingestion.generator import generate
 t = time.perf_counter()
 generate(Path(sys.argv[1]), people=int(sys.argv[2]), days=int(sys.argv[3]))
-print(json.dumps({"seconds": time.perf_counter() - t,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": time.perf_counter() - t, "peak_rss_mb": peak}))
 """
 
 
 def run_phase(script: str, *args: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise SystemExit(f"benchmark phase failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -97,10 +102,8 @@ def folder_bytes(landing: Path, source: str) -> tuple[int, int]:
         size = path.stat().st_size
         on_disk += size
         if path.name.endswith(".gz"):
-            try:
+            with contextlib.suppress(OSError, EOFError):  # the deliberately broken file
                 plain += len(gzip.decompress(path.read_bytes()))
-            except (OSError, EOFError):
-                pass
         else:
             plain += size
     return on_disk, plain
@@ -134,23 +137,34 @@ def bench(people: int) -> dict:
     for name, ing in ingest["sources"].items():
         on_disk, plain = folder_bytes(landing, name)
         b = bare["sources"][name]
-        rows.append({
-            "source": name, "files": ing["files"], "rows": ing["rows"],
-            "loaded": ing["loaded"], "quarantined": ing["quarantined"],
-            "duplicate": ing["duplicate"], "seconds": round(ing["seconds"], 2),
-            "rows_per_s": round(ing["rows"] / ing["seconds"]),
-            "mb_per_s": round(plain / 1e6 / ing["seconds"], 1),
-            "mb_on_disk": round(on_disk / 1e6, 1), "mb_decompressed": round(plain / 1e6, 1),
-            "bare_seconds": round(b["seconds"], 2), "bare_rows": b["rows"],
-            "ratio_to_bare": round(ing["seconds"] / b["seconds"], 2),
-        })
+        rows.append(
+            {
+                "source": name,
+                "files": ing["files"],
+                "rows": ing["rows"],
+                "loaded": ing["loaded"],
+                "quarantined": ing["quarantined"],
+                "duplicate": ing["duplicate"],
+                "seconds": round(ing["seconds"], 2),
+                "rows_per_s": round(ing["rows"] / ing["seconds"]),
+                "mb_per_s": round(plain / 1e6 / ing["seconds"], 1),
+                "mb_on_disk": round(on_disk / 1e6, 1),
+                "mb_decompressed": round(plain / 1e6, 1),
+                "bare_seconds": round(b["seconds"], 2),
+                "bare_rows": b["rows"],
+                "ratio_to_bare": round(ing["seconds"] / b["seconds"], 2),
+            }
+        )
     total = sum(r["seconds"] for r in rows)
     bare_total = sum(r["bare_seconds"] for r in rows)
     for f in (db, bare_db):
         f.unlink(missing_ok=True)
     return {
-        "people": people, "days": DAYS, "sources": rows,
-        "ingest_seconds": round(total, 2), "bare_seconds": round(bare_total, 2),
+        "people": people,
+        "days": DAYS,
+        "sources": rows,
+        "ingest_seconds": round(total, 2),
+        "bare_seconds": round(bare_total, 2),
         "ratio_to_bare": round(total / bare_total, 2),
         "ingest_peak_rss_mb": round(ingest["peak_rss_mb"]),
         "bare_peak_rss_mb": round(bare["peak_rss_mb"]),
@@ -160,17 +174,30 @@ def bench(people: int) -> dict:
 
 
 def show(result: dict) -> None:
-    cols = ["source", "files", "rows", "loaded", "quarantined", "duplicate", "seconds",
-            "rows_per_s", "mb_per_s", "bare_seconds", "ratio_to_bare"]
+    cols = [
+        "source",
+        "files",
+        "rows",
+        "loaded",
+        "quarantined",
+        "duplicate",
+        "seconds",
+        "rows_per_s",
+        "mb_per_s",
+        "bare_seconds",
+        "ratio_to_bare",
+    ]
     print(f"\n## Ingestion, {result['people']:,} people, {result['days']} days")
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for row in result["sources"]:
         print("| " + " | ".join(str(row[c]) for c in cols) + " |")
-    print(f"total: ingestion {result['ingest_seconds']} s vs bare read {result['bare_seconds']} s"
-          f" -> ratio {result['ratio_to_bare']} (target <= 2.0); peak RSS ingestion "
-          f"{result['ingest_peak_rss_mb']} MB (target < 4096), bare {result['bare_peak_rss_mb']}"
-          f" MB; generation {result['generate_seconds']} s, {result['generate_peak_rss_mb']} MB")
+    print(
+        f"total: ingestion {result['ingest_seconds']} s vs bare read {result['bare_seconds']} s"
+        f" -> ratio {result['ratio_to_bare']} (target <= 2.0); peak RSS ingestion "
+        f"{result['ingest_peak_rss_mb']} MB (target < 4096), bare {result['bare_peak_rss_mb']}"
+        f" MB; generation {result['generate_seconds']} s, {result['generate_peak_rss_mb']} MB"
+    )
 
 
 def main() -> None:

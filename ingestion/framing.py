@@ -12,6 +12,7 @@ import codecs
 import gzip
 import zlib
 from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 
@@ -67,11 +68,13 @@ class Records:
             len(self.starts),
             [None, pa.py_buffer(offsets), pa.py_buffer(self.data)],
         )
-        return pa.table({
-            "row_number": pa.array(self.line_numbers, pa.int64()),
-            "raw": raw,
-            "utf8_ok": pa.array(valid_utf8(self)),
-        })
+        return pa.table(
+            {
+                "row_number": pa.array(self.line_numbers, pa.int64()),
+                "raw": raw,
+                "utf8_ok": pa.array(valid_utf8(self)),
+            }
+        )
 
 
 CHUNK_BYTES = 1 << 20
@@ -93,11 +96,11 @@ def valid_utf8(records: Records) -> np.ndarray:
         last = int(np.searchsorted(starts, starts[first] + CHUNK_BYTES, side="left"))
         last = max(last, first + 1)
         try:
-            codecs.utf_8_decode(view[starts[first]:ends[last - 1]], "strict", True)
+            codecs.utf_8_decode(view[starts[first] : ends[last - 1]], "strict", True)
         except UnicodeDecodeError:
             for i in range(first, last):
                 try:
-                    codecs.utf_8_decode(view[starts[i]:ends[i]], "strict", True)
+                    codecs.utf_8_decode(view[starts[i] : ends[i]], "strict", True)
                 except UnicodeDecodeError:
                     ok[i] = False
         first = last

@@ -91,8 +91,14 @@ class _FileLoader:
     rather than loading all keys ever seen.
     """
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection, source: Source, file_name: str,
-                 sha256: str, loaded_at: datetime) -> None:
+    def __init__(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        source: Source,
+        file_name: str,
+        sha256: str,
+        loaded_at: datetime,
+    ) -> None:
         self.conn = conn
         self.source = source
         self.file_name = file_name
@@ -137,16 +143,24 @@ class _FileLoader:
         s = self.source
         nulls = ", ".join(f"NULL::VARCHAR AS {_quote(c)}" for c in s.columns)
         if len(records) == 0:
-            return (f"SELECT NULL::BIGINT AS row_number, {nulls}, "
-                    "NULL::JSON AS _extra, NULL::VARCHAR AS _structural WHERE false")
-        header = [h.strip() for h in pl.read_csv(
-            records.text(0).lstrip("\ufeff").encode(), has_header=True, infer_schema=False,
-            n_rows=0,
-        ).columns]
+            return (
+                f"SELECT NULL::BIGINT AS row_number, {nulls}, "
+                "NULL::JSON AS _extra, NULL::VARCHAR AS _structural WHERE false"
+            )
+        header = [
+            h.strip()
+            for h in pl.read_csv(
+                records.text(0).lstrip("\ufeff").encode(),
+                has_header=True,
+                infer_schema=False,
+                n_rows=0,
+            ).columns
+        ]
         width = len(header)
         missing = [c for c in s.required if c not in header]
-        table = Records(records.data, records.starts[1:], records.ends[1:],
-                        records.line_numbers[1:]).to_arrow()
+        table = Records(
+            records.data, records.starts[1:], records.ends[1:], records.line_numbers[1:]
+        ).to_arrow()
         table = table.append_column("field_count", pa.array(records.field_counts[1:]))
         table = table.append_column("unterminated", pa.array(records.unterminated_quote[1:]))
         self.conn.register("_records", table)
@@ -180,7 +194,8 @@ class _FileLoader:
         )
         extra = (
             "json_object(" + ", ".join(f"{_sql_literal(c)}, c.{_quote(c)}" for c in unknown) + ")"
-            if unknown else "NULL::JSON"
+            if unknown
+            else "NULL::JSON"
         )
         return f"""
             SELECT r.row_number, {picks},
@@ -188,25 +203,29 @@ class _FileLoader:
             FROM _structure r LEFT JOIN _csv c USING (row_number)
         """
 
-    def _parse_good_csv(self, records: CsvRecords, header: list[str], good: np.ndarray
-                        ) -> pa.Table:
+    def _parse_good_csv(self, records: CsvRecords, header: list[str], good: np.ndarray) -> pa.Table:
         """Parse the well-formed records with Polars; row numbers come from the framing."""
         data = records.data
         next_start = np.append(records.starts[1:], len(data))
         if len(good) == len(records) - 1:
-            buffer = data[records.starts[0]:]
+            buffer = data[records.starts[0] :]
         else:
             keep = np.zeros(len(data), dtype=bool)
-            keep[records.starts[0]:next_start[0]] = True  # header
+            keep[records.starts[0] : next_start[0]] = True  # header
             for i in np.searchsorted(records.line_numbers, good):
-                keep[records.starts[i]:next_start[i]] = True
+                keep[records.starts[i] : next_start[i]] = True
             buffer = np.frombuffer(data, dtype=np.uint8)[keep].tobytes()
         if len(good) == 0:
             frame = pl.DataFrame({name: pl.Series([], dtype=pl.String) for name in header})
         else:
             frame = pl.read_csv(
-                buffer, has_header=True, infer_schema=False, quote_char='"',
-                raise_if_empty=False, truncate_ragged_lines=False, encoding="utf8",
+                buffer,
+                has_header=True,
+                infer_schema=False,
+                quote_char='"',
+                raise_if_empty=False,
+                truncate_ragged_lines=False,
+                encoding="utf8",
             )
             frame.columns = [c.lstrip("\ufeff").strip() for c in frame.columns]
         if frame.height != len(good):
@@ -236,7 +255,7 @@ class _FileLoader:
             SELECT * EXCLUDE ({"_text, " if s.format == "jsonl" else ""}_structural)
                    {derived} {phones}
             FROM (
-                SELECT *, coalesce(_structural, CASE {' '.join(branches)} END) AS _reason
+                SELECT *, coalesce(_structural, CASE {" ".join(branches)} END) AS _reason
                 FROM ({fields_sql})
             )
         """)
@@ -259,11 +278,16 @@ class _FileLoader:
         if len(todo["cleaned"]) == 0:
             return
         e164 = [to_e164(c, r) for c, r in zip(todo["cleaned"], todo["region"], strict=True)]
-        self.conn.register("_phones", pa.table({
-            "cleaned": pa.array(todo["cleaned"], pa.string()),
-            "region": pa.array(todo["region"], pa.string()),
-            "e164": pa.array(e164, pa.string()),
-        }))
+        self.conn.register(
+            "_phones",
+            pa.table(
+                {
+                    "cleaned": pa.array(todo["cleaned"], pa.string()),
+                    "region": pa.array(todo["region"], pa.string()),
+                    "e164": pa.array(e164, pa.string()),
+                }
+            ),
+        )
         self.conn.execute("INSERT INTO ingest.phone_numbers SELECT * FROM _phones")
         self.conn.unregister("_phones")
 
@@ -288,8 +312,10 @@ class _FileLoader:
         if seen:
             duplicate_filter += f" AND NOT EXISTS (SELECT 1 FROM _seen x WHERE {same_key})"
         if repeats:
-            duplicate_filter += (f" AND NOT EXISTS (SELECT 1 FROM _repeats x WHERE {same_key}"
-                                 " AND x.first_row <> b.row_number)")
+            duplicate_filter += (
+                f" AND NOT EXISTS (SELECT 1 FROM _repeats x WHERE {same_key}"
+                " AND x.first_row <> b.row_number)"
+            )
         cols = [*s.columns, *(n for n, _, _ in s.derived)]
         select = [f"b.{_quote(c)}" for c in cols]
         joins = []
@@ -306,7 +332,7 @@ class _FileLoader:
                 ({_sql_list([_quote(c) for c in cols])}, _extra,
                  _file_name, _row_number, _file_sha256, _loaded_at)
             SELECT {_sql_list(select)}, b._extra, ?, b.row_number, ?, ?
-            FROM _batch b {' '.join(joins)}
+            FROM _batch b {" ".join(joins)}
             WHERE b._reason IS NULL {duplicate_filter}
             """,
             [self.file_name, self.sha256, self.loaded_at],
@@ -322,11 +348,16 @@ class _FileLoader:
         if len(rows) == 0:
             return 0
         index = np.searchsorted(records.line_numbers, rows)
-        self.conn.register("_rejected", pa.table({
-            "row_number": pa.array(rows),
-            "reason": pa.array(rejected["_reason"], pa.string()),
-            "raw_record": pa.array([records.text(int(i)) for i in index], pa.string()),
-        }))
+        self.conn.register(
+            "_rejected",
+            pa.table(
+                {
+                    "row_number": pa.array(rows),
+                    "reason": pa.array(rejected["_reason"], pa.string()),
+                    "raw_record": pa.array([records.text(int(i)) for i in index], pa.string()),
+                }
+            ),
+        )
         self.conn.execute(
             "INSERT INTO audit.quarantine SELECT ?, ?, row_number, reason, raw_record, ?, ? "
             "FROM _rejected ORDER BY row_number",
@@ -358,13 +389,32 @@ def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _record_file(conn: duckdb.DuckDBPyConnection, result: FileResult, sha256: str,
-                 modified_at: datetime, started_at: datetime, loaded_at: datetime) -> None:
+def _record_file(
+    conn: duckdb.DuckDBPyConnection,
+    result: FileResult,
+    sha256: str,
+    modified_at: datetime,
+    started_at: datetime,
+    loaded_at: datetime,
+) -> None:
     conn.execute(
         "INSERT INTO audit.loaded_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [result.source, result.file_name, sha256, result.size_bytes, modified_at, result.status,
-         result.duplicate_of, result.rows_in_file, result.rows_loaded, result.rows_quarantined,
-         result.rows_duplicate, result.error, started_at, loaded_at],
+        [
+            result.source,
+            result.file_name,
+            sha256,
+            result.size_bytes,
+            modified_at,
+            result.status,
+            result.duplicate_of,
+            result.rows_in_file,
+            result.rows_loaded,
+            result.rows_quarantined,
+            result.rows_duplicate,
+            result.error,
+            started_at,
+            loaded_at,
+        ],
     )
 
 
@@ -374,8 +424,15 @@ def _count_rows(source: Source, data: bytes) -> int:
     return len(frame_lines(data))
 
 
-def load_file(conn: duckdb.DuckDBPyConnection, source: Source, path: Path, file_name: str,
-              content: bytes, sha256: str, duplicate_of: str | None = None) -> FileResult:
+def load_file(
+    conn: duckdb.DuckDBPyConnection,
+    source: Source,
+    path: Path,
+    file_name: str,
+    content: bytes,
+    sha256: str,
+    duplicate_of: str | None = None,
+) -> FileResult:
     """Load one landed file in its own transaction and record it in ``audit.loaded_files``."""
     started = time.perf_counter()
     started_at = _now()
@@ -401,8 +458,17 @@ def load_file(conn: duckdb.DuckDBPyConnection, source: Source, path: Path, file_
                 [source.name, file_name, f"file cannot be read: {error}", started_at, sha256],
             )
         result = FileResult(
-            source.name, file_name, status, rows, loaded, quarantined, duplicate,
-            len(content), time.perf_counter() - started, error, duplicate_of,
+            source.name,
+            file_name,
+            status,
+            rows,
+            loaded,
+            quarantined,
+            duplicate,
+            len(content),
+            time.perf_counter() - started,
+            error,
+            duplicate_of,
         )
         _record_file(conn, result, sha256, modified_at, started_at, _now())
         conn.execute("COMMIT")
@@ -412,14 +478,16 @@ def load_file(conn: duckdb.DuckDBPyConnection, source: Source, path: Path, file_
     return result
 
 
-def load_source(conn: duckdb.DuckDBPyConnection, source: Source | str, landing_dir: Path
-                ) -> list[FileResult]:
+def load_source(
+    conn: duckdb.DuckDBPyConnection, source: Source | str, landing_dir: Path
+) -> list[FileResult]:
     """Load every file of the source not loaded before; returns what happened to each."""
     source = SOURCES[source] if isinstance(source, str) else source
     ensure_schema(conn)
     known = conn.execute(
         "SELECT file_name, file_sha256, size_bytes, modified_at FROM audit.loaded_files "
-        "WHERE source = ?", [source.name],
+        "WHERE source = ?",
+        [source.name],
     ).fetchall()
     seen_stat = {(name, size, mtime) for name, _, size, mtime in known}
     seen_name_sha = {(name, sha) for name, sha, _, _ in known}
@@ -438,13 +506,18 @@ def load_source(conn: duckdb.DuckDBPyConnection, source: Source | str, landing_d
         sha256 = hashlib.sha256(content).hexdigest()
         if (file_name, sha256) in seen_name_sha:
             continue
-        result = load_file(conn, source, path, file_name, content, sha256,
-                           duplicate_of=first_name_of.get(sha256))
+        result = load_file(
+            conn, source, path, file_name, content, sha256, duplicate_of=first_name_of.get(sha256)
+        )
         first_name_of.setdefault(sha256, file_name)
         log.info(
             "%s: %s rows: %d loaded, %d quarantined, %d duplicates (%.2fs)",
-            file_name, result.status, result.rows_loaded, result.rows_quarantined,
-            result.rows_duplicate, result.seconds,
+            file_name,
+            result.status,
+            result.rows_loaded,
+            result.rows_quarantined,
+            result.rows_duplicate,
+            result.seconds,
         )
         results.append(result)
     return results

@@ -72,9 +72,23 @@ CONTACTS = Source(
     table="contacts",
     format="csv",
     fields=_text_fields(
-        "contact_id", "first_name", "last_name", "email", "phone", "company", "address1",
-        "address2", "city", "state", "postal_code", "country", "date_of_birth",
-        "lifecycle_stage", "email_opt_out", "created_at", "updated_at",
+        "contact_id",
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "company",
+        "address1",
+        "address2",
+        "city",
+        "state",
+        "postal_code",
+        "country",
+        "date_of_birth",
+        "lifecycle_stage",
+        "email_opt_out",
+        "created_at",
+        "updated_at",
     ),
     required=("contact_id", "created_at", "updated_at"),
     rules=(iso_timestamp_rule("created_at"), iso_timestamp_rule("updated_at")),
@@ -88,8 +102,17 @@ CONTACTS = Source(
     phones=(Phone("phone_e164", "phone", "country"),),
 )
 
-EMAIL_EVENTS = ("processed", "delivered", "open", "click", "bounce", "dropped", "deferred",
-                "unsubscribe", "spamreport")
+EMAIL_EVENTS = (
+    "processed",
+    "delivered",
+    "open",
+    "click",
+    "bounce",
+    "dropped",
+    "deferred",
+    "unsubscribe",
+    "spamreport",
+)
 
 EMAIL = Source(
     name="email",
@@ -115,7 +138,11 @@ EMAIL = Source(
     key_description="sg_event_id (a redelivered webhook)",
     derived=(
         ("email_normalized", "VARCHAR", email_norm("email")),
-        ("event_at", "TIMESTAMP", "(to_timestamp(try_cast(timestamp AS DOUBLE)) AT TIME ZONE 'UTC')"),
+        (
+            "event_at",
+            "TIMESTAMP",
+            "(to_timestamp(try_cast(timestamp AS DOUBLE)) AT TIME ZONE 'UTC')",
+        ),
     ),
 )
 
@@ -124,8 +151,17 @@ CALLS = Source(
     table="calls",
     format="csv",
     fields=_text_fields(
-        "call_id", "direction", "customer_number", "country", "agent_id", "queue",
-        "started_at", "answered_at", "ended_at", "disposition", "csat",
+        "call_id",
+        "direction",
+        "customer_number",
+        "country",
+        "agent_id",
+        "queue",
+        "started_at",
+        "answered_at",
+        "ended_at",
+        "disposition",
+        "csat",
     ),
     required=("call_id", "customer_number", "started_at"),
     rules=(
@@ -191,8 +227,13 @@ ORDERS = Source(
         *_text_fields("id", "order_number", "created_at", "updated_at", "email", "phone"),
         ("customer", "customer", "JSON"),
         *_text_fields(
-            "currency", "total_price", "subtotal_price", "total_tax", "total_discounts",
-            "financial_status", "cancelled_at",
+            "currency",
+            "total_price",
+            "subtotal_price",
+            "total_tax",
+            "total_discounts",
+            "financial_status",
+            "cancelled_at",
         ),
         ("line_items", "line_items", "JSON"),
         ("billing_address", "billing_address", "JSON"),
@@ -208,7 +249,7 @@ ORDERS = Source(
         ),
     ),
     key=("id", "version_at_utc"),
-    key_description="id and updated_at, or created_at without it (an unchanged version re-exported)",
+    key_description="id and updated_at, else created_at (an unchanged version re-exported)",
     derived=(
         ("created_at_utc", "TIMESTAMP", utc("created_at")),
         ("updated_at_utc", "TIMESTAMP", utc("updated_at")),

@@ -35,8 +35,9 @@ def landing_fingerprint() -> tuple[str, int]:
     for source in SOURCES.values():
         for path in landed_files(folder, source):
             stat = path.stat()
-            digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
-                          .encode())
+            digest.update(
+                f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+            )
             count += 1
     return digest.hexdigest(), count
 

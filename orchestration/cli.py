@@ -21,8 +21,9 @@ def _parse_vars(pairs: list[str]) -> dict[str, str]:
 def cmd_generate(args: argparse.Namespace) -> int:
     from ingestion.generator import generate
 
-    summary = generate(Path(args.out), people=args.people, seed=args.seed,
-                       start=args.start, days=args.days)
+    summary = generate(
+        Path(args.out), people=args.people, seed=args.seed, start=args.start, days=args.days
+    )
     print(summary)
     return 0
 
@@ -47,17 +48,26 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="landing folder to write")
     gen.add_argument("--people", type=int, required=True, help="number of people to simulate")
     gen.add_argument("--seed", type=int, default=42, help="same seed, same bytes (default 42)")
-    gen.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 1),
-                     help="first day of data, YYYY-MM-DD (default 2025-01-01)")
+    gen.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=date(2025, 1, 1),
+        help="first day of data, YYYY-MM-DD (default 2025-01-01)",
+    )
     gen.add_argument("--days", type=int, default=90, help="number of days (default 90)")
     gen.set_defaults(func=cmd_generate)
 
     run = sub.add_parser("run", help="materialise every asset of the project, in order")
     run.add_argument("--landing", help="landing folder (default $CRM360_LANDING_DIR or landing/)")
-    run.add_argument("--warehouse",
-                     help="DuckDB file (default $CRM360_WAREHOUSE or warehouse/crm360.duckdb)")
-    run.add_argument("--var", action="append", metavar="NAME=VALUE",
-                     help="project variable for this run (a dbt var); repeatable")
+    run.add_argument(
+        "--warehouse", help="DuckDB file (default $CRM360_WAREHOUSE or warehouse/crm360.duckdb)"
+    )
+    run.add_argument(
+        "--var",
+        action="append",
+        metavar="NAME=VALUE",
+        help="project variable for this run (a dbt var); repeatable",
+    )
     run.set_defaults(func=cmd_run)
     return parser
 

@@ -3,11 +3,11 @@
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    AssetChecksDefinition,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -22,13 +22,16 @@ from quality.accounting import account_source
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 
+
 def raw_asset_key(source: Source) -> AssetKey:
     return AssetKey(["raw", source.table])
+
 
 def _markdown_table(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
 
 def build_raw_asset(source: Source) -> AssetsDefinition:
     @asset(
@@ -44,8 +47,9 @@ def build_raw_asset(source: Source) -> AssetsDefinition:
             f"duplicates in audit.loaded_files."
         ),
     )
-    def _raw(context: AssetExecutionContext, warehouse: Warehouse, landing: Landing
-             ) -> MaterializeResult:
+    def _raw(
+        context: AssetExecutionContext, warehouse: Warehouse, landing: Landing
+    ) -> MaterializeResult:
         with warehouse.connect() as conn:
             results = load_source(conn, source, landing.folder)
             total_rows = conn.execute(f"SELECT count(*) FROM {source.raw_table}").fetchone()[0]
@@ -60,14 +64,27 @@ def build_raw_asset(source: Source) -> AssetsDefinition:
                 "rows_quarantined": sum(r.rows_quarantined for r in results),
                 "rows_duplicate": sum(r.rows_duplicate for r in results),
                 "table_rows": total_rows,
-                "files": MetadataValue.md(_markdown_table(files[:200], [
-                    "file_name", "status", "rows_in_file", "rows_loaded", "rows_quarantined",
-                    "rows_duplicate", "seconds",
-                ]) if files else "no new files"),
+                "files": MetadataValue.md(
+                    _markdown_table(
+                        files[:200],
+                        [
+                            "file_name",
+                            "status",
+                            "rows_in_file",
+                            "rows_loaded",
+                            "rows_quarantined",
+                            "rows_duplicate",
+                            "seconds",
+                        ],
+                    )
+                    if files
+                    else "no new files"
+                ),
             }
         )
 
     return _raw
+
 
 def build_accounting_check(source: Source) -> AssetChecksDefinition:
     @asset_check(
@@ -86,9 +103,9 @@ def build_accounting_check(source: Source) -> AssetChecksDefinition:
         return AssetCheckResult(
             passed=result.passed,
             severity=AssetCheckSeverity.ERROR,
-            description=None if result.passed else "; ".join(
-                f"{p['file_name']}: {p['problem']}" for p in result.problems[:3]
-            ),
+            description=None
+            if result.passed
+            else "; ".join(f"{p['file_name']}: {p['problem']}" for p in result.problems[:3]),
             metadata={
                 "files": result.files,
                 "rows_in_files": result.rows_in_files,
@@ -97,12 +114,14 @@ def build_accounting_check(source: Source) -> AssetChecksDefinition:
                 "rows_duplicate": result.rows_duplicate,
                 "failing_files": MetadataValue.md(
                     _markdown_table(result.problems, list(result.problems[0]))
-                    if result.problems else "none"
+                    if result.problems
+                    else "none"
                 ),
             },
         )
 
     return _check
+
 
 raw_assets = [build_raw_asset(s) for s in SOURCES.values()]
 raw_checks = [build_accounting_check(s) for s in SOURCES.values()]

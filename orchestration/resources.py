@@ -1,6 +1,5 @@
 """Dagster resources: where the warehouse and the landing folder are, and the project vars."""
 
-
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager

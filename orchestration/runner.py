@@ -6,7 +6,6 @@ from ingestion.warehouse import landing_path, warehouse_path
 from orchestration.automation import PIPELINE_JOB_NAME
 from orchestration.instance import project_instance
 
-
 # Dagster's console logger at INFO: step starts, failures and warnings, without the debug chatter.
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
@@ -49,8 +48,12 @@ def run_pipeline() -> int:
     instance = project_instance()
     job = defs.resolve_job_def(PIPELINE_JOB_NAME)
     print(f"crm360: landing {landing_path()} -> warehouse {warehouse_path()}")
-    result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=RUN_CONFIG,
-                                    tags={"crm360/trigger": "cli"})
+    result = job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config=RUN_CONFIG,
+        tags={"crm360/trigger": "cli"},
+    )
     print("\n".join(summary_lines(result)))
     problems = failures(result)
     if problems or not result.success:

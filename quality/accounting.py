@@ -27,8 +27,7 @@ class Accounting:
         return not self.problems
 
 
-def account_source(conn: duckdb.DuckDBPyConnection, source: Source, limit: int = 20
-                   ) -> Accounting:
+def account_source(conn: duckdb.DuckDBPyConnection, source: Source, limit: int = 20) -> Accounting:
     """Check, per file of the source, rows = loaded + quarantined + duplicates, and that the
     recorded loaded and quarantined counts equal the rows present in raw and audit.quarantine."""
     totals = conn.execute(

@@ -22,8 +22,13 @@ def crm360(*args: str, env_extra: dict | None = None) -> subprocess.CompletedPro
     import os
 
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "orchestration.cli", *args], capture_output=True,
-                          text=True, env=env, cwd=Path(__file__).resolve().parents[1])
+    return subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -32,18 +37,31 @@ def pipeline(tmp_path_factory):
     landing, warehouse = root / "landing", root / "warehouse" / "crm360.duckdb"
     env = {"DAGSTER_HOME": str(root / "dagster_home")}
     (root / "dagster_home").mkdir()
-    generated = crm360("generate", "--out", str(landing), "--people", str(PEOPLE),
-                       "--days", str(DAYS), "--seed", "7", env_extra=env)
+    generated = crm360(
+        "generate",
+        "--out",
+        str(landing),
+        "--people",
+        str(PEOPLE),
+        "--days",
+        str(DAYS),
+        "--seed",
+        "7",
+        env_extra=env,
+    )
     assert generated.returncode == 0, generated.stderr
-    first = crm360("run", "--landing", str(landing), "--warehouse", str(warehouse),
-                   env_extra=env)
+    first = crm360("run", "--landing", str(landing), "--warehouse", str(warehouse), env_extra=env)
     assert first.returncode == 0, first.stdout + first.stderr
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         snapshot = table_counts(conn)
-    second = crm360("run", "--landing", str(landing), "--warehouse", str(warehouse),
-                    env_extra=env)
-    return {"landing": landing, "warehouse": warehouse, "first": first, "second": second,
-            "after_first": snapshot}
+    second = crm360("run", "--landing", str(landing), "--warehouse", str(warehouse), env_extra=env)
+    return {
+        "landing": landing,
+        "warehouse": warehouse,
+        "first": first,
+        "second": second,
+        "after_first": snapshot,
+    }
 
 
 def table_counts(conn) -> dict[str, int]:
@@ -71,17 +89,30 @@ def test_run_reports_success_and_what_was_built(pipeline):
 def test_every_file_is_accounted_for_as_the_ground_truth_says(pipeline):
     files = truth_files(pipeline["landing"])
     with duckdb.connect(str(pipeline["warehouse"]), read_only=True) as conn:
-        loaded = {r[0]: r[1:] for r in conn.execute(
-            "SELECT file_name, status, rows_in_file, rows_loaded, rows_quarantined, "
-            "rows_duplicate FROM audit.loaded_files").fetchall()}
+        loaded = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT file_name, status, rows_in_file, rows_loaded, rows_quarantined, "
+                "rows_duplicate FROM audit.loaded_files"
+            ).fetchall()
+        }
     assert set(loaded) == set(files)
     for name, t in files.items():
         status, rows, ok, bad, dup = loaded[name]
-        expected_status = ("unreadable" if t["unreadable"] == "true"
-                           else "duplicate_file" if t["duplicate_of"] else "loaded")
+        expected_status = (
+            "unreadable"
+            if t["unreadable"] == "true"
+            else "duplicate_file"
+            if t["duplicate_of"]
+            else "loaded"
+        )
         assert status == expected_status, name
-        assert (rows, ok, bad, dup) == (int(t["rows"]), int(t["loaded"]), int(t["quarantined"]),
-                                        int(t["duplicate"])), name
+        assert (rows, ok, bad, dup) == (
+            int(t["rows"]),
+            int(t["loaded"]),
+            int(t["quarantined"]),
+            int(t["duplicate"]),
+        ), name
         assert rows == ok + bad + dup
 
 
@@ -89,13 +120,16 @@ def test_every_row_lands_where_the_ground_truth_says(pipeline):
     truth = truth_records(pipeline["landing"])
     expected = {(r["file_name"], int(r["row_number"])): r["expected"] for r in truth}
     with duckdb.connect(str(pipeline["warehouse"]), read_only=True) as conn:
-        quarantined = set(conn.execute(
-            "SELECT file_name, row_number FROM audit.quarantine WHERE row_number IS NOT NULL"
-        ).fetchall())
+        quarantined = set(
+            conn.execute(
+                "SELECT file_name, row_number FROM audit.quarantine WHERE row_number IS NOT NULL"
+            ).fetchall()
+        )
         loaded = set()
         for source in SOURCES.values():
-            loaded |= set(conn.execute(
-                f"SELECT _file_name, _row_number FROM {source.raw_table}").fetchall())
+            loaded |= set(
+                conn.execute(f"SELECT _file_name, _row_number FROM {source.raw_table}").fetchall()
+            )
     assert quarantined == {k for k, v in expected.items() if v == "quarantined"}
     assert loaded == {k for k, v in expected.items() if v == "loaded"}
     outcomes = Counter(expected.values())
@@ -104,8 +138,7 @@ def test_every_row_lands_where_the_ground_truth_says(pipeline):
 
 def test_quarantine_reasons_name_what_is_wrong(pipeline):
     with duckdb.connect(str(pipeline["warehouse"]), read_only=True) as conn:
-        reasons = conn.execute(
-            "SELECT source, reason, raw_record FROM audit.quarantine").fetchall()
+        reasons = conn.execute("SELECT source, reason, raw_record FROM audit.quarantine").fetchall()
     assert {s for s, _, _ in reasons} == set(SOURCES)
     for source, reason, raw in reasons:
         assert reason and not reason.startswith("None"), (source, reason)
@@ -116,17 +149,20 @@ def test_phones_are_normalised_to_the_persons_true_numbers(pipeline):
     truth = truth_records(pipeline["landing"])
     person_of = {(r["file_name"], int(r["row_number"])): r["person_id"] for r in truth}
     with gzip.open(pipeline["landing"] / "_truth" / "people.csv.gz", "rt", newline="") as f:
-        phones = {r["person_id"]: set(filter(None, r["phones"].split("|")))
-                  for r in csv.DictReader(f)}
+        phones = {
+            r["person_id"]: set(filter(None, r["phones"].split("|"))) for r in csv.DictReader(f)
+        }
     with duckdb.connect(str(pipeline["warehouse"]), read_only=True) as conn:
         rows = conn.execute(
             "SELECT _file_name, _row_number, phone_e164 FROM raw.contacts "
             "WHERE phone_e164 IS NOT NULL UNION ALL "
             "SELECT _file_name, _row_number, customer_number_e164 FROM raw.calls "
-            "WHERE customer_number_e164 IS NOT NULL").fetchall()
+            "WHERE customer_number_e164 IS NOT NULL"
+        ).fetchall()
     assert len(rows) > 100
-    matches = [e164 in phones.get(person_of[(f, n)], set()) for f, n, e164 in rows
-               if person_of.get((f, n))]
+    matches = [
+        e164 in phones.get(person_of[(f, n)], set()) for f, n, e164 in rows if person_of.get((f, n))
+    ]
     assert sum(matches) / len(matches) >= 0.99
 
 

@@ -67,14 +67,22 @@ def test_large_buffer_framing_matches_python_splitlines():
     assert texts(records) == lines
 
 
-@pytest.mark.parametrize("data", [
-    b"a\n\n\r\nb\r\nc", b"\n\nfirst\nsecond\n\n", b"only", b"x\r\n", b"",
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"a\n\n\r\nb\r\nc",
+        b"\n\nfirst\nsecond\n\n",
+        b"only",
+        b"x\r\n",
+        b"",
+    ],
+)
 def test_arrow_values_are_the_records_plus_trailing_line_ends(data):
     records = frame_lines(data)
     values = records.to_arrow().column("raw").to_pylist()
     assert [v.rstrip(b"\r\n") for v in values] == [
-        records.data[s:e] for s, e in zip(records.starts, records.ends, strict=True)]
+        records.data[s:e] for s, e in zip(records.starts, records.ends, strict=True)
+    ]
 
 
 def test_csv_record_text_keeps_newlines_inside_quotes():

@@ -33,8 +33,9 @@ def write(landing: Path, name: str, content: str | bytes) -> Path:
 
 
 def jsonl(*records) -> str:
-    return "".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n"
-                   for r in records)
+    return "".join(
+        (r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in records
+    )
 
 
 def load_all(db: Path, landing: Path) -> dict:
@@ -51,22 +52,34 @@ def quarantine(db: Path) -> list[tuple]:
 
 
 def email(event_id, **fields):
-    record = {"event": "open", "email": "a@example.com", "timestamp": 1748745600,
-              "sg_event_id": event_id}
+    record = {
+        "event": "open",
+        "email": "a@example.com",
+        "timestamp": 1748745600,
+        "sg_event_id": event_id,
+    }
     record.update(fields)
     return record
 
 
 def web(message_id, **fields):
-    record = {"type": "page", "messageId": message_id, "anonymousId": "anon-1",
-              "timestamp": "2025-06-01T01:20:00.120Z"}
+    record = {
+        "type": "page",
+        "messageId": message_id,
+        "anonymousId": "anon-1",
+        "timestamp": "2025-06-01T01:20:00.120Z",
+    }
     record.update(fields)
     return record
 
 
 def order(order_id, **fields):
-    record = {"id": order_id, "created_at": "2025-06-01T10:30:00+09:00", "currency": "KRW",
-              "total_price": "59000.00"}
+    record = {
+        "id": order_id,
+        "created_at": "2025-06-01T10:30:00+09:00",
+        "currency": "KRW",
+        "total_price": "59000.00",
+    }
     record.update(fields)
     return record
 
@@ -82,27 +95,41 @@ def db(tmp_path):
 
 
 def test_every_malformed_jsonl_case_is_quarantined_with_its_reason(landing, db):
-    write(landing, "email/e1.jsonl", jsonl(
-        email("ok-1"),
-        '{"event":"open","email":"a@example.com",',           # truncated line
-        "[1, 2]",                                              # not an object
-        email("bad-ts", timestamp="yesterday"),
-        email("bad-event", event="opened"),
-        {k: v for k, v in email("no-email").items() if k != "email"},
-        email(""),                                             # empty required id
-        email("null-ts", timestamp=None),
-    ))
-    write(landing, "web/w1.jsonl", jsonl(
-        web("w-ok"),
-        web("w-type", type="screen"),
-        web("w-ts", timestamp="31/12/2025 25:61"),
-        {k: v for k, v in web("w-anon").items() if k != "anonymousId"},
-        web("w-user", anonymousId=None, userId=7001),           # numeric userId is fine
-    ))
-    write(landing, "orders/o1.jsonl", jsonl(
-        order(1), order(2, currency="₩"), order(3, created_at="not-a-date"),
-        {k: v for k, v in order(4).items() if k != "currency"},
-    ))
+    write(
+        landing,
+        "email/e1.jsonl",
+        jsonl(
+            email("ok-1"),
+            '{"event":"open","email":"a@example.com",',  # truncated line
+            "[1, 2]",  # not an object
+            email("bad-ts", timestamp="yesterday"),
+            email("bad-event", event="opened"),
+            {k: v for k, v in email("no-email").items() if k != "email"},
+            email(""),  # empty required id
+            email("null-ts", timestamp=None),
+        ),
+    )
+    write(
+        landing,
+        "web/w1.jsonl",
+        jsonl(
+            web("w-ok"),
+            web("w-type", type="screen"),
+            web("w-ts", timestamp="31/12/2025 25:61"),
+            {k: v for k, v in web("w-anon").items() if k != "anonymousId"},
+            web("w-user", anonymousId=None, userId=7001),  # numeric userId is fine
+        ),
+    )
+    write(
+        landing,
+        "orders/o1.jsonl",
+        jsonl(
+            order(1),
+            order(2, currency="₩"),
+            order(3, created_at="not-a-date"),
+            {k: v for k, v in order(4).items() if k != "currency"},
+        ),
+    )
     (landing / "email" / "e2.jsonl").write_bytes(
         json.dumps(email("ok-2")).encode() + b"\n" + b'{"event":"open","email":"\xff"}\n'
     )
@@ -113,7 +140,7 @@ def test_every_malformed_jsonl_case_is_quarantined_with_its_reason(landing, db):
         ("email/e1.jsonl", 3): "line is a JSON array, expected an object",
         ("email/e1.jsonl", 4): "timestamp is not Unix seconds: yesterday",
         ("email/e1.jsonl", 5): "event opened is not one of processed, delivered, open, click, "
-                               "bounce, dropped, deferred, unsubscribe, spamreport",
+        "bounce, dropped, deferred, unsubscribe, spamreport",
         ("email/e1.jsonl", 6): "required field email is missing or empty",
         ("email/e1.jsonl", 7): "required field sg_event_id is missing or empty",
         ("email/e1.jsonl", 8): "required field timestamp is missing or empty",
@@ -126,33 +153,50 @@ def test_every_malformed_jsonl_case_is_quarantined_with_its_reason(landing, db):
         ("web/w1.jsonl", 4): "neither anonymousId nor userId is present",
     }
     with connect(db, read_only=True) as conn:
-        assert conn.execute("SELECT user_id FROM raw.web_events WHERE message_id = 'w-user'"
-                            ).fetchone() == ("7001",)
+        assert conn.execute(
+            "SELECT user_id FROM raw.web_events WHERE message_id = 'w-user'"
+        ).fetchone() == ("7001",)
         bad_bytes = conn.execute(
-            "SELECT raw_record FROM audit.quarantine WHERE reason LIKE '%UTF-8%'").fetchone()[0]
+            "SELECT raw_record FROM audit.quarantine WHERE reason LIKE '%UTF-8%'"
+        ).fetchone()[0]
         assert bad_bytes == '{"event":"open","email":"\ufffd"}'
 
 
 def test_every_malformed_csv_case_is_quarantined_and_good_rows_load(landing, db):
-    write(landing, "contacts/c1.csv", "\n".join([
-        CONTACT_HEADER + ",hs_lead_status",
-        "C-1,서연,김,Seoyeon.Kim@Example.com ,010-2345-6789,,12 Sejong-daero,Seoul,04524,KR,"
-        "1990-03-14,customer,false,2025-01-05T09:12:00Z,2025-06-01T10:00:00+09:00,OPEN",
-        "C-2,too,few",
-        ",no,id,,,,,,,,,,,2025-01-05T09:12:00Z,2025-06-01T10:00:00Z,",
-        "C-3,bad,created,,,,,,,,,,,not-a-date,2025-06-01T10:00:00Z,",
-        'C-4,"Jonas ""JJ""",Petraitis,j@x.lt,8 612 34567,,"Gedimino pr. 1\napt 2",Vilnius,'
-        "01103,LT,19850102,lead,true,2025-01-05T09:12:00Z,2025-06-01T10:00:00Z,",
-        'C-5,"never closed,,,,,,,,,,,,2025-01-05T09:12:00Z,2025-06-01T10:00:00Z,',
-    ]) + "\n")
-    write(landing, "calls/k1.csv.gz", "\n".join([
-        CALL_HEADER,
-        "CA-1,inbound,+82 10-2345-6789,KR,ag-7,billing,2025-06-01T01:02:03Z,,,abandoned,",
-        "CA-2,inbound,anonymous,KR,ag-7,billing,2025-06-01T01:02:03Z,,,abandoned,",
-        "CA-3,inbound,,KR,ag-7,billing,2025-06-01T01:02:03Z,,,abandoned,",
-        "CA-4,inbound,0101234,KR,ag-7,billing,,,,abandoned,",
-        "CA-5,inbound,02-123-4567,KR,ag-7,billing,2025-06-01T01:02:03Z,garbage,,odd,9",
-    ]) + "\n")
+    write(
+        landing,
+        "contacts/c1.csv",
+        "\n".join(
+            [
+                CONTACT_HEADER + ",hs_lead_status",
+                "C-1,서연,김,Seoyeon.Kim@Example.com ,010-2345-6789,,12 Sejong-daero,Seoul,"
+                "04524,KR,"
+                "1990-03-14,customer,false,2025-01-05T09:12:00Z,2025-06-01T10:00:00+09:00,OPEN",
+                "C-2,too,few",
+                ",no,id,,,,,,,,,,,2025-01-05T09:12:00Z,2025-06-01T10:00:00Z,",
+                "C-3,bad,created,,,,,,,,,,,not-a-date,2025-06-01T10:00:00Z,",
+                'C-4,"Jonas ""JJ""",Petraitis,j@x.lt,8 612 34567,,"Gedimino pr. 1\napt 2",Vilnius,'
+                "01103,LT,19850102,lead,true,2025-01-05T09:12:00Z,2025-06-01T10:00:00Z,",
+                'C-5,"never closed,,,,,,,,,,,,2025-01-05T09:12:00Z,2025-06-01T10:00:00Z,',
+            ]
+        )
+        + "\n",
+    )
+    write(
+        landing,
+        "calls/k1.csv.gz",
+        "\n".join(
+            [
+                CALL_HEADER,
+                "CA-1,inbound,+82 10-2345-6789,KR,ag-7,billing,2025-06-01T01:02:03Z,,,abandoned,",
+                "CA-2,inbound,anonymous,KR,ag-7,billing,2025-06-01T01:02:03Z,,,abandoned,",
+                "CA-3,inbound,,KR,ag-7,billing,2025-06-01T01:02:03Z,,,abandoned,",
+                "CA-4,inbound,0101234,KR,ag-7,billing,,,,abandoned,",
+                "CA-5,inbound,02-123-4567,KR,ag-7,billing,2025-06-01T01:02:03Z,garbage,,odd,9",
+            ]
+        )
+        + "\n",
+    )
     load_all(db, landing)
     reasons = {(f, n): r for _, f, n, r in quarantine(db)}
     assert reasons == {
@@ -170,20 +214,42 @@ def test_every_malformed_csv_case_is_quarantined_and_good_rows_load(landing, db)
             "_extra->>'hs_lead_status', updated_at_utc::VARCHAR FROM raw.contacts ORDER BY 1"
         ).fetchall()
         # an optional field that is malformed (answered_at, csat) keeps the row
-        calls = conn.execute("SELECT call_id, answered_at, customer_number_e164 FROM raw.calls "
-                             "ORDER BY 1").fetchall()
+        calls = conn.execute(
+            "SELECT call_id, answered_at, customer_number_e164 FROM raw.calls ORDER BY 1"
+        ).fetchall()
     assert contacts == [
-        ("C-1", "서연", "12 Sejong-daero", "seoyeon.kim@example.com", "+821023456789", 2, "OPEN",
-         "2025-06-01 01:00:00"),
-        ("C-4", 'Jonas "JJ"', "Gedimino pr. 1\napt 2", "j@x.lt", "+37061234567", 6, None,
-         "2025-06-01 10:00:00"),
+        (
+            "C-1",
+            "서연",
+            "12 Sejong-daero",
+            "seoyeon.kim@example.com",
+            "+821023456789",
+            2,
+            "OPEN",
+            "2025-06-01 01:00:00",
+        ),
+        (
+            "C-4",
+            'Jonas "JJ"',
+            "Gedimino pr. 1\napt 2",
+            "j@x.lt",
+            "+37061234567",
+            6,
+            None,
+            "2025-06-01 10:00:00",
+        ),
     ]
     assert calls == [("CA-1", None, "+821023456789"), ("CA-5", "garbage", "+8221234567")]
 
 
 def test_a_renamed_required_column_quarantines_every_row_with_the_reason(landing, db):
-    write(landing, "contacts/renamed.csv",
-          CONTACT_HEADER.replace("contact_id", "id") + "\n" + "1,a,b,,,,,,,,,,,2025-01-01,2025-01-01\n")
+    write(
+        landing,
+        "contacts/renamed.csv",
+        CONTACT_HEADER.replace("contact_id", "id")
+        + "\n"
+        + "1,a,b,,,,,,,,,,,2025-01-01,2025-01-01\n",
+    )
     load_all(db, landing)
     [(_, _, row, reason)] = quarantine(db)
     assert row == 2
@@ -193,15 +259,25 @@ def test_a_renamed_required_column_quarantines_every_row_with_the_reason(landing
 def test_duplicates_within_and_across_files_are_counted_not_loaded(landing, db):
     write(landing, "email/a.jsonl", jsonl(email("e1"), email("e2"), email("e1")))
     write(landing, "email/b.jsonl.gz", jsonl(email("e2"), email("e3")))
-    write(landing, "contacts/a.csv", "\n".join([
-        CONTACT_HEADER,
-        "C-1,A,B,,,,,,,,,,,2025-01-01T00:00:00Z,2025-06-01T10:00:00+09:00",
-        "C-1,A,B,,,,,,,,,,,2025-01-01T00:00:00Z,2025-06-01T01:00:00Z",  # same instant
-        "C-1,A,B,,,,,,,lead,,,,2025-01-01T00:00:00Z,2025-06-02T01:00:00Z",  # a new version
-    ]) + "\n")
+    write(
+        landing,
+        "contacts/a.csv",
+        "\n".join(
+            [
+                CONTACT_HEADER,
+                "C-1,A,B,,,,,,,,,,,2025-01-01T00:00:00Z,2025-06-01T10:00:00+09:00",
+                "C-1,A,B,,,,,,,,,,,2025-01-01T00:00:00Z,2025-06-01T01:00:00Z",  # same instant
+                "C-1,A,B,,,,,,,lead,,,,2025-01-01T00:00:00Z,2025-06-02T01:00:00Z",  # a new version
+            ]
+        )
+        + "\n",
+    )
     results = load_all(db, landing)
-    counts = {r.file_name: (r.rows_in_file, r.rows_loaded, r.rows_quarantined, r.rows_duplicate)
-              for rs in results.values() for r in rs}
+    counts = {
+        r.file_name: (r.rows_in_file, r.rows_loaded, r.rows_quarantined, r.rows_duplicate)
+        for rs in results.values()
+        for r in rs
+    }
     assert counts == {
         "email/a.jsonl": (3, 2, 0, 1),
         "email/b.jsonl.gz": (2, 1, 0, 1),
@@ -233,7 +309,9 @@ def test_an_unreadable_file_is_quarantined_and_others_still_load(landing, db):
     (landing / "web" / "broken.jsonl.gz").write_bytes(payload[: len(payload) - 6])
     results = load_all(db, landing)["web"]
     assert {r.file_name: r.status for r in results} == {
-        "web/broken.jsonl.gz": "unreadable", "web/good.jsonl": "loaded"}
+        "web/broken.jsonl.gz": "unreadable",
+        "web/good.jsonl": "loaded",
+    }
     [(source, name, row, reason)] = quarantine(db)
     assert (source, name, row) == ("web", "web/broken.jsonl.gz", None)
     assert reason.startswith("file cannot be read: cannot decompress gzip file")
@@ -243,8 +321,9 @@ def test_unknown_fields_are_kept(landing, db):
     write(landing, "web/w.jsonl", jsonl(web("m1", integrations={"All": True})))
     load_all(db, landing)
     with connect(db, read_only=True) as conn:
-        kept = conn.execute("SELECT _extra->'integrations'->>'All' FROM raw.web_events"
-                            ).fetchone()[0]
+        kept = conn.execute("SELECT _extra->'integrations'->>'All' FROM raw.web_events").fetchone()[
+            0
+        ]
     assert kept == "true"
 
 
@@ -254,9 +333,11 @@ def snapshot(db: Path) -> dict[str, list]:
         out = {}
         for source in SOURCES.values():
             out[source.raw_table] = conn.execute(
-                f"SELECT * EXCLUDE (_loaded_at) FROM {source.raw_table} ORDER BY ALL").fetchall()
+                f"SELECT * EXCLUDE (_loaded_at) FROM {source.raw_table} ORDER BY ALL"
+            ).fetchall()
         out["quarantine"] = conn.execute(
-            "SELECT * EXCLUDE (quarantined_at) FROM audit.quarantine ORDER BY ALL").fetchall()
+            "SELECT * EXCLUDE (quarantined_at) FROM audit.quarantine ORDER BY ALL"
+        ).fetchall()
         out["files"] = conn.execute(
             "SELECT source, file_name, file_sha256, status, duplicate_of, rows_in_file, "
             "rows_loaded, rows_quarantined, rows_duplicate FROM audit.loaded_files ORDER BY ALL"
@@ -291,15 +372,22 @@ def test_a_crash_mid_load_then_a_rerun_equals_one_clean_run(landing, tmp_path):
     write(landing, "email/a.jsonl", jsonl(email("e1"), email("e2"), "{bad"))
     write(landing, "email/b.jsonl", jsonl(email("e2"), email("e3"), email("e4")))
     write(landing, "email/c.jsonl.gz", jsonl(email("e5")))
-    write(landing, "calls/k.csv", CALL_HEADER + "\nCA-1,inbound,+1 415 555 0142,US,a,q,"
-          "2025-06-01T00:00:00Z,,,,\n")
+    write(
+        landing,
+        "calls/k.csv",
+        CALL_HEADER + "\nCA-1,inbound,+1 415 555 0142,US,a,q,2025-06-01T00:00:00Z,,,,\n",
+    )
     crashed, clean = tmp_path / "crashed.duckdb", tmp_path / "clean.duckdb"
-    proc = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, str(crashed), str(landing)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH_SCRIPT, str(crashed), str(landing)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 17, proc.stderr
     with connect(crashed, read_only=True) as conn:  # the first file committed, the second not
         assert conn.execute("SELECT file_name FROM audit.loaded_files").fetchall() == [
-            ("email/a.jsonl",)]
+            ("email/a.jsonl",)
+        ]
         assert conn.execute("SELECT count(*) FROM raw.email_events").fetchone() == (2,)
     load_all(crashed, landing)
     load_all(clean, landing)
