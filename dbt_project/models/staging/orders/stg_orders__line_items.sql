@@ -1,0 +1,63 @@
+{#- The line items of each order's current version, one row per item. -#}
+with
+
+source as (
+
+    select * from {{ source('raw', 'orders') }}
+
+),
+
+current_versions as (
+
+    select *
+    from source
+    qualify row_number() over (
+        partition by id
+        order by
+            version_at_utc desc nulls last,
+            _file_name desc nulls last,
+            _row_number desc nulls last
+    ) = 1
+
+),
+
+line_items as (
+
+    {{ unnest_json_array('current_versions', 'line_items', ['id as order_id', 'currency']) }}
+
+),
+
+typed as (
+
+    select
+        cast(order_id as {{ dbt.type_string() }}) as order_id,
+        element_index as line_number,
+        {{ json_text('element', '$.product_id') }} as product_id,
+        {{ json_text('element', '$.sku') }} as sku,
+        {{ json_text('element', '$.title') }} as title,
+        try_cast({{ json_text('element', '$.quantity') }} as integer) as quantity,
+        {{ parse_money(json_text('element', '$.price')) }} as price,
+        upper(trim(currency)) as currency
+    from line_items
+
+),
+
+final as (
+
+    select
+        {{ dbt.concat(["order_id", "'-'", "cast(line_number as " ~ dbt.type_string() ~ ")"]) }}
+            as order_line_id,
+        order_id,
+        line_number,
+        product_id,
+        sku,
+        title,
+        quantity,
+        price,
+        cast(quantity * price as decimal(18, 2)) as line_total,
+        currency
+    from typed
+
+)
+
+select * from final

@@ -1,0 +1,171 @@
+{#- One row per order: its newest version (updated_at, else created_at; then the later file and
+    row), money as DECIMAL(18,2), refunds summed, net revenue in the order's and the reporting
+    currency. -#}
+{%- set reporting_currency = var('reporting_currency', 'USD') | upper -%}
+
+with
+
+source as (
+
+    select * from {{ source('raw', 'orders') }}
+
+),
+
+currency_rates as (
+
+    select * from {{ ref('currency_rates') }}
+
+),
+
+current_versions as (
+
+    select *
+    from source
+    qualify row_number() over (
+        partition by id
+        order by
+            version_at_utc desc nulls last,
+            _file_name desc nulls last,
+            _row_number desc nulls last
+    ) = 1
+
+),
+
+refunds as (
+
+    {{ unnest_json_array('current_versions', 'refunds', ['id as order_id']) }}
+
+),
+
+refund_transactions as (
+
+    {{ unnest_json_array('refunds', json_value('element', '$.transactions'), ['order_id']) }}
+
+),
+
+refund_totals as (
+
+    select
+        order_id,
+        sum({{ parse_money(json_text('element', '$.amount')) }}) as total_refunded
+    from refund_transactions
+    group by order_id
+
+),
+
+reporting_rate as (
+
+    select rate_to_usd as reporting_rate_to_usd
+    from currency_rates
+    where upper(currency) = '{{ reporting_currency }}'
+
+),
+
+typed as (
+
+    select
+        cast(current_versions.id as {{ dbt.type_string() }}) as order_id,
+        {{ clean_text('current_versions.order_number') }} as order_number,
+        current_versions.created_at_utc,
+        current_versions.updated_at_utc,
+        current_versions.version_at_utc,
+        {{ iso_timestamp_to_utc(clean_text('current_versions.cancelled_at')) }} as cancelled_at_utc,
+        upper(trim(current_versions.currency)) as currency,
+        lower({{ clean_text('current_versions.financial_status') }}) as financial_status,
+        {{ parse_money('current_versions.total_price') }} as total_price,
+        {{ parse_money('current_versions.subtotal_price') }} as subtotal_price,
+        {{ parse_money('current_versions.total_tax') }} as total_tax,
+        {{ parse_money('current_versions.total_discounts') }} as total_discounts,
+        cast(coalesce(refund_totals.total_refunded, 0) as decimal(18, 2)) as total_refunded,
+        current_versions.customer_id,
+        {{ clean_text('current_versions.email') }} as email,
+        current_versions.email_normalized,
+        {{ clean_text('current_versions.phone') }} as phone,
+        current_versions.phone_e164,
+        {{ json_text('current_versions.customer', '$.email') }} as customer_email,
+        current_versions.customer_email_normalized,
+        {{ json_text('current_versions.customer', '$.phone') }} as customer_phone,
+        current_versions.customer_phone_e164,
+        {{ json_text('current_versions.customer', '$.first_name') }} as customer_first_name,
+        {{ json_text('current_versions.customer', '$.last_name') }} as customer_last_name,
+        {%- for address in ['billing', 'shipping'] %}
+        {%- for field in ['first_name', 'last_name', 'address1', 'address2', 'city', 'province', 'zip', 'country_code', 'phone'] %}
+        {{ json_text('current_versions.' ~ address ~ '_address', '$.' ~ field) }} as {{ address }}_{{ field }},
+        {%- endfor %}
+        {%- endfor %}
+        current_versions._file_name,
+        current_versions._row_number,
+        current_versions._loaded_at
+    from current_versions
+    left join refund_totals
+        on cast(current_versions.id as {{ dbt.type_string() }}) = refund_totals.order_id
+
+),
+
+converted as (
+
+    select
+        typed.*,
+        case
+            when typed.cancelled_at_utc is not null or typed.financial_status = 'voided'
+                then cast(0 as decimal(18, 2))
+            else cast(coalesce(typed.total_price, 0) - typed.total_refunded as decimal(18, 2))
+        end as net_revenue,
+        -- NULL when either currency is missing from seeds/currency_rates.csv: a test failure
+        -- (not_null in the YAML), never revenue that silently disappears from a sum.
+        cast(currency_rates.rate_to_usd / reporting_rate.reporting_rate_to_usd as decimal(24, 12))
+            as rate_to_reporting
+    from typed
+    left join currency_rates
+        on typed.currency = upper(currency_rates.currency)
+    left join reporting_rate
+        on 1 = 1
+
+),
+
+final as (
+
+    select
+        converted.order_id,
+        converted.order_number,
+        converted.created_at_utc,
+        converted.updated_at_utc,
+        converted.version_at_utc,
+        converted.cancelled_at_utc,
+        converted.cancelled_at_utc is not null or converted.financial_status = 'voided' as is_cancelled,
+        converted.currency,
+        converted.financial_status,
+        converted.total_price,
+        converted.subtotal_price,
+        converted.total_tax,
+        converted.total_discounts,
+        converted.total_refunded,
+        converted.net_revenue,
+        '{{ reporting_currency }}' as reporting_currency,
+        converted.rate_to_reporting,
+        cast(converted.total_price * converted.rate_to_reporting as decimal(18, 2)) as total_price_reporting,
+        cast(converted.net_revenue * converted.rate_to_reporting as decimal(18, 2)) as net_revenue_reporting,
+        converted.customer_id,
+        converted.email,
+        converted.email_normalized,
+        converted.phone,
+        converted.phone_e164,
+        converted.customer_email,
+        converted.customer_email_normalized,
+        converted.customer_phone,
+        converted.customer_phone_e164,
+        converted.customer_first_name,
+        converted.customer_last_name,
+        {%- for address in ['billing', 'shipping'] %}
+        {%- for field in ['first_name', 'last_name', 'address1', 'address2', 'city', 'province', 'zip', 'country_code', 'phone'] %}
+        converted.{{ address }}_{{ field }},
+        {%- endfor %}
+        {%- endfor %}
+        converted._file_name,
+        converted._row_number,
+        converted._loaded_at
+    from converted
+
+)
+
+select * from final
