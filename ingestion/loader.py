@@ -120,7 +120,7 @@ class _FileLoader:
                         THEN json_merge_patch(_text, '{patch}') END AS _extra,
                    CASE
                      WHEN _text IS NULL THEN 'row is not valid UTF-8'
-                     WHEN s IS NULL AND NOT coalesce(try(json_valid(_text)), false)
+                     WHEN s IS NULL AND NOT coalesce(json_valid(_text), false)
                        THEN 'line is not valid JSON'
                      WHEN s IS NULL OR ({required_all_null} AND json_type(_text) <> 'OBJECT')
                        THEN format('line is a JSON {{}}, expected an object',
@@ -130,7 +130,8 @@ class _FileLoader:
                 SELECT row_number, _text, {picks}, s
                 FROM (
                     SELECT row_number, _text,
-                           try(json_transform(_text, '{_struct_type(s)}')) AS s
+                           CASE WHEN json_valid(_text)
+                                THEN json_transform(_text, '{_struct_type(s)}') END AS s
                     FROM (SELECT row_number, {_DECODE} AS _text FROM _records)
                 )
             )
@@ -489,12 +490,27 @@ def load_source(
         "WHERE source = ?",
         [source.name],
     ).fetchall()
+    # Each file commits on its own (exactly once), but checkpointing the WAL into the file after
+    # every commit would rewrite table data per file: checkpoint once, after the batch.
+    threshold = conn.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+    conn.execute("SET checkpoint_threshold = '4GB'")
+    try:
+        results = _load_new_files(conn, source, landing_dir, known)
+    finally:
+        conn.execute(f"SET checkpoint_threshold = '{threshold}'")
+    if results:
+        conn.execute("CHECKPOINT")
+    return results
+
+
+def _load_new_files(
+    conn: duckdb.DuckDBPyConnection, source: Source, landing_dir: Path, known: list[tuple]
+) -> list[FileResult]:
     seen_stat = {(name, size, mtime) for name, _, size, mtime in known}
     seen_name_sha = {(name, sha) for name, sha, _, _ in known}
     first_name_of: dict[str, str] = {}
     for name, sha, _, _ in sorted(known):
         first_name_of.setdefault(sha, name)
-
     results = []
     for path in landed_files(landing_dir, source):
         file_name = path.relative_to(landing_dir).as_posix()

@@ -5,12 +5,13 @@ from dagster import Definitions, in_process_executor
 from orchestration.automation import daily_schedule, landing_sensor, pipeline_job
 from orchestration.ingest import raw_assets, raw_checks
 from orchestration.resources import default_resources
+from orchestration.transform import crm360_dbt_models
 
 
 def build_defs() -> Definitions:
     """Definitions with resources read from the environment now (see default_resources)."""
     return Definitions(
-        assets=[*raw_assets],
+        assets=[*raw_assets, crm360_dbt_models],
         asset_checks=[*raw_checks],
         jobs=[pipeline_job],
         sensors=[landing_sensor],

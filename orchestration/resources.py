@@ -47,11 +47,24 @@ class ProjectVars(ConfigurableResource):
         return self.values.get(name, default)
 
 
+def dbt_executable() -> str:
+    """dbt from this environment (the venv need not be activated), else from PATH."""
+    import sys
+    from pathlib import Path
+
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else "dbt"
+
+
 def default_resources() -> dict[str, ConfigurableResource]:
     """Resources from the environment (CRM360_WAREHOUSE, CRM360_LANDING_DIR, CRM360_VARS)."""
     import os
 
     from ingestion.warehouse import landing_path, warehouse_path
+
+    from dagster_dbt import DbtCliResource
+
+    from orchestration.transform import DBT_PROJECT_DIR
 
     vars_json = os.environ.get("CRM360_VARS") or "{}"
 
@@ -59,4 +72,10 @@ def default_resources() -> dict[str, ConfigurableResource]:
         "warehouse": Warehouse(path=str(warehouse_path())),
         "landing": Landing(path=str(landing_path())),
         "project_vars": ProjectVars(values_json=vars_json),
+        # dbt reads the warehouse path from CRM360_WAREHOUSE too (profiles.yml).
+        "dbt": DbtCliResource(
+            project_dir=str(DBT_PROJECT_DIR),
+            profiles_dir=str(DBT_PROJECT_DIR),
+            dbt_executable=dbt_executable(),
+        ),
     }

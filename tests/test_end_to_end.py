@@ -170,3 +170,11 @@ def test_a_second_run_on_the_same_landing_folder_adds_nothing(pipeline):
     assert pipeline["second"].returncode == 0, pipeline["second"].stdout
     with duckdb.connect(str(pipeline["warehouse"]), read_only=True) as conn:
         assert table_counts(conn) == pipeline["after_first"]
+
+
+def test_dbt_models_build_on_the_loaded_data(pipeline):
+    assert "built staging/stg_orders__orders" in pipeline["first"].stdout
+    with duckdb.connect(str(pipeline["warehouse"]), read_only=True) as conn:
+        orders = conn.execute("SELECT count(*) FROM staging.stg_orders__orders").fetchone()[0]
+        distinct = conn.execute("SELECT count(DISTINCT id) FROM raw.orders").fetchone()[0]
+    assert orders == distinct > 0

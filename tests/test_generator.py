@@ -19,8 +19,17 @@ from ingestion.generator import generate
 
 START = date(2025, 1, 1)
 SOURCES = ("contacts", "email", "calls", "web", "orders")
-EMAIL_EVENTS = {"processed", "delivered", "open", "click", "bounce", "dropped", "deferred",
-                "unsubscribe", "spamreport"}
+EMAIL_EVENTS = {
+    "processed",
+    "delivered",
+    "open",
+    "click",
+    "bounce",
+    "dropped",
+    "deferred",
+    "unsubscribe",
+    "spamreport",
+}
 
 
 def landing_files(root: Path) -> list[Path]:
@@ -112,8 +121,7 @@ def test_duplicate_file_and_unreadable_gzip(gen: Path, truth) -> None:
     d = dups[0]
     assert (gen / d["file_name"]).read_bytes() == (gen / d["duplicate_of"]).read_bytes()
     assert d["file_name"] > d["duplicate_of"]
-    assert {r["reason"] for r in records if r["file_name"] == d["file_name"]} == {
-        "duplicate_file"}
+    assert {r["reason"] for r in records if r["file_name"] == d["file_name"]} == {"duplicate_file"}
     bad = [f for f in files if f["unreadable"] == "true"]
     assert len(bad) == 1 and bad[0]["rows"] == "0"
     with pytest.raises((EOFError, OSError, zlib.error)):
@@ -268,8 +276,12 @@ def test_special_populations(gen: Path, truth) -> None:
                 by_phone[ph].append(p)
     shared = [ps for ps in by_phone.values() if len(ps) >= 2]
     assert shared
-    assert any(len({p["household_id"] for p in ps}) == 1 and ps[0]["household_id"]
-               and len({(p["first_name"], p["last_name"]) for p in ps}) >= 2 for ps in shared)
+    assert any(
+        len({p["household_id"] for p in ps}) == 1
+        and ps[0]["household_id"]
+        and len({(p["first_name"], p["last_name"]) for p in ps}) >= 2
+        for ps in shared
+    )
     # shared company inbox used by several contacts of one company
     contacts = _contacts(gen)
     inbox_users: dict[str, set[str]] = defaultdict(set)
@@ -298,8 +310,11 @@ def test_special_populations(gen: Path, truth) -> None:
     assert any(n >= 2 for n in ids.values())  # later versions of the same order
     # anonymous-then-identified and never-identified visitors
     web = _jsonl(gen, "web")
-    identified = {e["anonymousId"] for e in web if e.get("type") == "identify"
-                  and e.get("userId") and e.get("anonymousId")}
+    identified = {
+        e["anonymousId"]
+        for e in web
+        if e.get("type") == "identify" and e.get("userId") and e.get("anonymousId")
+    }
     anon_only = {e.get("anonymousId") for e in web if not e.get("userId")}
     assert identified & anon_only
     never = {p["person_id"] for p in people if p["archetype"] == "never_identified"}
