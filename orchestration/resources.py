@@ -60,10 +60,9 @@ def default_resources() -> dict[str, ConfigurableResource]:
     """Resources from the environment (CRM360_WAREHOUSE, CRM360_LANDING_DIR, CRM360_VARS)."""
     import os
 
-    from ingestion.warehouse import landing_path, warehouse_path
-
     from dagster_dbt import DbtCliResource
 
+    from ingestion.warehouse import landing_path, warehouse_path
     from orchestration.transform import DBT_PROJECT_DIR
 
     vars_json = os.environ.get("CRM360_VARS") or "{}"
