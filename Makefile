@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# The venv's tools (dbt, dagster) first, without activating it.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 # Size of the demo's sample data (make demo PEOPLE=20000 DAYS=60)
 PEOPLE ?= 5000

@@ -25,7 +25,13 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 def _ensure_manifest(project: DbtProject) -> Path:
     """The manifest dagster-dbt builds assets from; `dbt parse` makes it on first use."""
     if not project.manifest_path.exists():
-        project.preparer.prepare(project)
+        from orchestration.resources import dbt_executable
+
+        DbtCliResource(
+            project_dir=str(project.project_dir),
+            profiles_dir=str(project.profiles_dir),
+            dbt_executable=dbt_executable(),
+        ).cli(["parse", "--quiet"], target_path=project.target_path).wait()
     return project.manifest_path
 
 
