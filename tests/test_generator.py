@@ -16,20 +16,10 @@ import phonenumbers
 import pytest
 
 from ingestion.generator import generate
+from ingestion.sources import EMAIL_EVENTS
 
 START = date(2025, 1, 1)
 SOURCES = ("contacts", "email", "calls", "web", "orders")
-EMAIL_EVENTS = {
-    "processed",
-    "delivered",
-    "open",
-    "click",
-    "bounce",
-    "dropped",
-    "deferred",
-    "unsubscribe",
-    "spamreport",
-}
 
 
 def landing_files(root: Path) -> list[Path]:
