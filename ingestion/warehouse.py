@@ -37,6 +37,11 @@ def landing_path(override: str | os.PathLike | None = None) -> Path:
     return Path(override or os.environ.get("CRM360_LANDING_DIR") or DEFAULT_LANDING)
 
 
+def memory_limit() -> str:
+    """DuckDB memory limit for crm360's connections: ``CRM360_DUCKDB_MEMORY_LIMIT`` or 2GB."""
+    return os.environ.get("CRM360_DUCKDB_MEMORY_LIMIT") or "2GB"
+
+
 @contextmanager
 def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection that is always closed, so the next writer (dbt, another step) can open."""
@@ -45,6 +50,9 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
     conn = duckdb.connect(str(path), read_only=read_only)
     try:
         conn.execute("SET TimeZone = 'UTC'")
+        # DuckDB's buffer pool defaults to 80% of RAM; bound it so a load of any size stays
+        # within a predictable footprint (DuckDB spills to disk past it).
+        conn.execute("SET memory_limit = ?", [memory_limit()])
         yield conn
     finally:
         conn.close()
