@@ -19,15 +19,7 @@ currency_rates as (
 
 current_versions as (
 
-    select *
-    from source
-    qualify row_number() over (
-        partition by id
-        order by
-            version_at_utc desc nulls last,
-            _file_name desc nulls last,
-            _row_number desc nulls last
-    ) = 1
+    {{ newest_versions('source') }}
 
 ),
 
