@@ -5,78 +5,17 @@ Real generator, real Dagster run in-process, real DuckDB; nothing mocked.
 
 import csv
 import gzip
-import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 
 import duckdb
-import pytest
 
 from ingestion.sources import SOURCES
-
-PEOPLE, DAYS = 1500, 14
-
-
-def crm360(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    import os
-
-    env = {**os.environ, **(env_extra or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "orchestration.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    landing, warehouse = root / "landing", root / "warehouse" / "crm360.duckdb"
-    env = {"DAGSTER_HOME": str(root / "dagster_home")}
-    (root / "dagster_home").mkdir()
-    generated = crm360(
-        "generate",
-        "--out",
-        str(landing),
-        "--people",
-        str(PEOPLE),
-        "--days",
-        str(DAYS),
-        "--seed",
-        "7",
-        env_extra=env,
-    )
-    assert generated.returncode == 0, generated.stderr
-    first = crm360("run", "--landing", str(landing), "--warehouse", str(warehouse), env_extra=env)
-    assert first.returncode == 0, first.stdout + first.stderr
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        snapshot = table_counts(conn)
-    second = crm360("run", "--landing", str(landing), "--warehouse", str(warehouse), env_extra=env)
-    return {
-        "landing": landing,
-        "warehouse": warehouse,
-        "first": first,
-        "second": second,
-        "after_first": snapshot,
-    }
+from tests.pipeline import truth_files, truth_records
 
 
 def table_counts(conn) -> dict[str, int]:
     tables = [s.raw_table for s in SOURCES.values()] + ["audit.quarantine", "audit.loaded_files"]
     return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
-
-
-def truth_records(landing: Path) -> list[dict]:
-    with gzip.open(landing / "_truth" / "records.csv.gz", "rt", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def truth_files(landing: Path) -> dict[str, dict]:
-    with (landing / "_truth" / "files.csv").open(newline="") as f:
-        return {r["file_name"]: r for r in csv.DictReader(f)}
 
 
 def test_run_reports_success_and_what_was_built(pipeline):
@@ -168,8 +107,10 @@ def test_phones_are_normalised_to_the_persons_true_numbers(pipeline):
 
 def test_a_second_run_on_the_same_landing_folder_adds_nothing(pipeline):
     assert pipeline["second"].returncode == 0, pipeline["second"].stdout
+    with duckdb.connect(str(pipeline["after_first"]), read_only=True) as conn:
+        after_first = table_counts(conn)
     with duckdb.connect(str(pipeline["warehouse"]), read_only=True) as conn:
-        assert table_counts(conn) == pipeline["after_first"]
+        assert table_counts(conn) == after_first
 
 
 def test_dbt_models_build_on_the_loaded_data(pipeline):

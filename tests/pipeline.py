@@ -1,0 +1,40 @@
+"""Running the real `crm360` command from tests, and reading what the generator says is true."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def crm360(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    """`crm360 ARGS` in its own process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env_extra or {})},
+        cwd=REPO,
+    )
+
+
+def truth_records(landing: Path) -> list[dict]:
+    """Every generated record: source, file_name, row_number, source_record_id, person_id,
+    expected (loaded / quarantined / duplicate) and reason."""
+    with gzip.open(landing / "_truth" / "records.csv.gz", "rt", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def truth_people(landing: Path) -> list[dict]:
+    with gzip.open(landing / "_truth" / "people.csv.gz", "rt", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def truth_files(landing: Path) -> dict[str, dict]:
+    with (landing / "_truth" / "files.csv").open(newline="") as f:
+        return {r["file_name"]: r for r in csv.DictReader(f)}
