@@ -98,8 +98,9 @@ def _gz_file(src: int, day: int) -> bool:
     return landing_name(SOURCES[src], date(2000, 1, 1), day).endswith(".gz")
 
 
-def run_chunk(seed: int, lo: int, hi: int, t0: float, end: float
-              ) -> tuple[list[Part], bytes, int, int]:
+def run_chunk(
+    seed: int, lo: int, hi: int, t0: float, end: float
+) -> tuple[list[Part], bytes, int, int]:
     """Simulate people ``lo..hi-1``; return their landing parts and their people.csv part."""
     by_file: dict[tuple[int, int, int], list] = {}
     people_lines = []
@@ -124,8 +125,21 @@ def run_chunk(seed: int, lo: int, hi: int, t0: float, end: float
     for (src, day, var), (lines, truth, nl, nq, nd) in sorted(by_file.items()):
         data = b"".join(lines)
         if _gz_file(src, day):
-            parts.append((src, day, var, deflate_part(data), zlib.crc32(data), len(data),
-                          len(lines), truth, nl, nq, nd))
+            parts.append(
+                (
+                    src,
+                    day,
+                    var,
+                    deflate_part(data),
+                    zlib.crc32(data),
+                    len(data),
+                    len(lines),
+                    truth,
+                    nl,
+                    nq,
+                    nd,
+                )
+            )
         else:
             parts.append((src, day, var, data, 0, len(data), len(lines), truth, nl, nq, nd))
     pdata = b"".join(people_lines)
@@ -147,8 +161,9 @@ class _Truth:
         self.out, self.start, self.days = out, start, days
         truth = out / "_truth"
         self.records = OutFile(truth / "records.csv.gz", True, RECORDS_HEADER.encode())
-        self.people = OutFile(truth / "people.csv.gz", True,
-                              (",".join(PEOPLE_HEADER) + "\n").encode())
+        self.people = OutFile(
+            truth / "people.csv.gz", True, (",".join(PEOPLE_HEADER) + "\n").encode()
+        )
         self.files: dict[str, OutFile] = {}
         self.counts: dict[str, list[int]] = {}  # name -> [rows, loaded, quarantined, dup]
         self.resend_name = landing_name("orders", start, RESEND_DAY)
@@ -220,8 +235,10 @@ def _partial_gzip(seed: int, day: date) -> bytes:
     lines = []
     for i in range(400):
         ts = (base + timedelta(seconds=i * 97)).isoformat().replace("+00:00", "Z")
-        lines.append(f'{{"type":"page","messageId":"{uuid_from(r)}","anonymousId":'
-                     f'"{uuid_from(r)}","timestamp":"{ts}","context":{{"page":{{"path":"/"}}}}}}\n')
+        lines.append(
+            f'{{"type":"page","messageId":"{uuid_from(r)}","anonymousId":'
+            f'"{uuid_from(r)}","timestamp":"{ts}","context":{{"page":{{"path":"/"}}}}}}\n'
+        )
     blob = gzip_bytes("".join(lines).encode())
     return blob[: len(blob) * 3 // 5]
 
@@ -231,12 +248,21 @@ def _write_files_csv(out: Path, table: dict[str, tuple[str, list[int], str, bool
         fh.write(FILES_HEADER)
         for name in sorted(table):
             source, (rows, nl, nq, nd), dup_of, unreadable = table[name]
-            fh.write(f"{source},{name},{rows},{nl},{nq},{nd},{dup_of},"
-                     f"{'true' if unreadable else 'false'}\n")
+            fh.write(
+                f"{source},{name},{rows},{nl},{nq},{nd},{dup_of},"
+                f"{'true' if unreadable else 'false'}\n"
+            )
 
 
-def generate(out_dir: Path, people: int, seed: int = 42, start: date = date(2025, 1, 1),
-             days: int = 90, *, workers: int | None = None) -> GenerateSummary:
+def generate(
+    out_dir: Path,
+    people: int,
+    seed: int = 42,
+    start: date = date(2025, 1, 1),
+    days: int = 90,
+    *,
+    workers: int | None = None,
+) -> GenerateSummary:
     """Write ``days`` days of landing files for ``people`` people into ``out_dir``.
 
     ``workers`` (default: up to 2, by CPU count) only changes speed, never bytes. Existing
@@ -280,8 +306,15 @@ def generate(out_dir: Path, people: int, seed: int = 42, start: date = date(2025
                 truth.consume(parts, (*pp, done_task[2] - done_task[1]))
     table = truth.finish(seed)
     _write_files_csv(out_dir, table)
-    summary = GenerateSummary(out_dir, out_dir / "_truth", people, seed, start, days,
-                              {s: SourceSummary() for s in SOURCES})
+    summary = GenerateSummary(
+        out_dir,
+        out_dir / "_truth",
+        people,
+        seed,
+        start,
+        days,
+        {s: SourceSummary() for s in SOURCES},
+    )
     for source, (rows, nl, nq, nd), _dup, unreadable in table.values():
         s = summary.sources[source]
         s.files += 1

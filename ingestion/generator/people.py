@@ -28,8 +28,14 @@ DAY = 86_400
 # Stream numbers for :func:`rng_for`; never reorder (it would change every byte).
 S_PERSON, S_EMAIL, S_WEB, S_ORDERS, S_CALLS, S_CONTACT0 = 0, 1, 2, 3, 4, 5
 
-ARCHETYPES = ("heavy_buyer", "light_buyer", "churner", "browser_only", "never_identified",
-              "prospect")
+ARCHETYPES = (
+    "heavy_buyer",
+    "light_buyer",
+    "churner",
+    "browser_only",
+    "never_identified",
+    "prospect",
+)
 _ARCH_WEIGHTS = (0.06, 0.30, 0.10, 0.16, 0.14, 0.24)
 BUYERS = frozenset(("heavy_buyer", "light_buyer", "churner"))
 
@@ -40,7 +46,7 @@ def rng_for(seed: int, index: int, stream: int) -> random.Random:
     Separate streams keep each source's random sequence independent of how far the others
     were simulated, which is what makes day *d* independent of the number of days.
     """
-    return random.Random((seed & 0xFFFF_FFFF) * 1_000_003 ** 2 + index * 64 + stream)
+    return random.Random((seed & 0xFFFF_FFFF) * 1_000_003**2 + index * 64 + stream)
 
 
 @dataclass(frozen=True)
@@ -136,8 +142,9 @@ def make_person(seed: int, index: int, t0: float) -> Person:
     blk = block_info(seed, blk_no)
     in_household = pos < blk.household_size
     in_company = 20 <= pos < 20 + blk.company_size
-    country = blk.household_country if in_household else r.choices(
-        COUNTRY_CODES, COUNTRY_WEIGHTS)[0]
+    country = (
+        blk.household_country if in_household else r.choices(COUNTRY_CODES, COUNTRY_WEIGHTS)[0]
+    )
     pool = locale_pools()[country]
     first, first_latin = pool.first[r.randrange(len(pool.first))]
     if in_household and pos < 2:
@@ -151,8 +158,12 @@ def make_person(seed: int, index: int, t0: float) -> Person:
     tag = str(index + 1)
     domains = EMAIL_DOMAINS[country]
     patterns = (
-        f"{fl}.{ll}{tag}", f"{fl[0]}{ll}{tag}", f"{ll}.{fl}{tag}", f"{fl}_{ll[0]}{tag}",
-        f"{fl}{tag}", f"{ll}{fl}{tag}",
+        f"{fl}.{ll}{tag}",
+        f"{fl[0]}{ll}{tag}",
+        f"{ll}.{fl}{tag}",
+        f"{fl}_{ll[0]}{tag}",
+        f"{fl}{tag}",
+        f"{ll}{fl}{tag}",
     )
     n_emails = r.choices((1, 2, 3), (0.7, 0.25, 0.05))[0]
     emails: list[str] = []
@@ -172,13 +183,18 @@ def make_person(seed: int, index: int, t0: float) -> Person:
     n_cookies = r.choices((1, 2, 3), (0.55, 0.3, 0.15))[0]
     anon = [uuid_from(r) for _ in range(n_cookies)]
     has_account = {
-        "heavy_buyer": 0.9, "light_buyer": 0.8, "churner": 0.85, "browser_only": 1.0,
-        "never_identified": 0.0, "prospect": 0.3,
+        "heavy_buyer": 0.9,
+        "light_buyer": 0.8,
+        "churner": 0.85,
+        "browser_only": 1.0,
+        "never_identified": 0.0,
+        "prospect": 0.3,
     }[archetype] > r.random()
     customer_id = 6_100_000_000_000 + index * 7 if has_account else None
 
     p_contact = {"never_identified": 0.15, "browser_only": 0.6, "prospect": 0.95}.get(
-        archetype, 0.85)
+        archetype, 0.85
+    )
     if in_company or in_household:
         p_contact = 1.0
     n_contacts = 0
@@ -188,15 +204,26 @@ def make_person(seed: int, index: int, t0: float) -> Person:
 
     churn_t = t0 + r.uniform(10, 70) * DAY if archetype == "churner" else None
     dob = (r.randint(1950, 2005), r.randint(1, 12), r.randint(1, 28))
-    subscribed = r.random() < {"prospect": 0.95, "browser_only": 0.6,
-                               "never_identified": 0.3}.get(archetype, 0.8)
+    subscribed = r.random() < {"prospect": 0.95, "browser_only": 0.6, "never_identified": 0.3}.get(
+        archetype, 0.8
+    )
     order_rate = {
         "heavy_buyer": 6.0 / 90 * min(r.paretovariate(1.6), 5.0),
         "light_buyer": 1.1 / 90 * (0.4 + r.random()),
         "churner": 3.0 / 90,
     }.get(archetype, 0.0)
-    web_rate = {"heavy_buyer": 5.0, "light_buyer": 3.0, "churner": 4.0, "browser_only": 5.0,
-                "never_identified": 3.5, "prospect": 1.0}[archetype] / 90 * (0.4 + r.random() * 0.8)
+    web_rate = (
+        {
+            "heavy_buyer": 5.0,
+            "light_buyer": 3.0,
+            "churner": 4.0,
+            "browser_only": 5.0,
+            "never_identified": 3.5,
+            "prospect": 1.0,
+        }[archetype]
+        / 90
+        * (0.4 + r.random() * 0.8)
+    )
     call_rate = (1.2 if buyer else 0.4) / 90
     streets = pool.streets
     si = r.randrange(len(streets))

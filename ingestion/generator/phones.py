@@ -20,18 +20,49 @@ from functools import lru_cache
 
 # country -> (calling code, national trunk prefix)
 CALLING: dict[str, tuple[str, str]] = {
-    "US": ("1", ""), "GB": ("44", "0"), "KR": ("82", "0"), "CN": ("86", "0"),
-    "IL": ("972", "0"), "LT": ("370", "0"), "DE": ("49", "0"), "JP": ("81", "0"),
+    "US": ("1", ""),
+    "GB": ("44", "0"),
+    "KR": ("82", "0"),
+    "CN": ("86", "0"),
+    "IL": ("972", "0"),
+    "LT": ("370", "0"),
+    "DE": ("49", "0"),
+    "JP": ("81", "0"),
     "BR": ("55", "0"),
 }
 
 # country -> kind -> (leading NSN digit strings, NSN length, digit groups, trunk in national)
 _SPECS: dict[str, dict[str, tuple[tuple[str, ...], int, tuple[int, ...], bool]]] = {
     "US": {
-        "mobile": (("212", "415", "646", "312", "617", "206", "213", "305", "404", "512",
-                    "702", "718", "917", "303", "602", "310"), 10, (3, 3, 4), False),
-        "landline": (("212", "415", "617", "206", "312", "503", "614", "919"), 10, (3, 3, 4),
-                     False),
+        "mobile": (
+            (
+                "212",
+                "415",
+                "646",
+                "312",
+                "617",
+                "206",
+                "213",
+                "305",
+                "404",
+                "512",
+                "702",
+                "718",
+                "917",
+                "303",
+                "602",
+                "310",
+            ),
+            10,
+            (3, 3, 4),
+            False,
+        ),
+        "landline": (
+            ("212", "415", "617", "206", "312", "503", "614", "919"),
+            10,
+            (3, 3, 4),
+            False,
+        ),
     },
     "GB": {
         "mobile": (("74", "75", "77", "78", "79"), 10, (4, 6), True),
@@ -42,8 +73,7 @@ _SPECS: dict[str, dict[str, tuple[tuple[str, ...], int, tuple[int, ...], bool]]]
         "landline": (("2",), 9, (1, 4, 4), True),
     },
     "CN": {
-        "mobile": (("138", "139", "150", "151", "186", "188", "135", "137"), 11, (3, 4, 4),
-                   False),
+        "mobile": (("138", "139", "150", "151", "186", "188", "135", "137"), 11, (3, 4, 4), False),
         "landline": (("10",), 10, (2, 4, 4), True),
     },
     "IL": {
@@ -103,9 +133,7 @@ def phone_kinds() -> dict[tuple[str, str], PhoneKind]:
                     continue
                 seen.add(block)
                 probes = ("0000", "9999", f"{rng.randrange(10_000):04d}")
-                if all(
-                    pn.is_valid_number(pn.parse(f"+{cc}{block}{p}")) for p in probes
-                ):
+                if all(pn.is_valid_number(pn.parse(f"+{cc}{block}{p}")) for p in probes):
                     blocks.append(block)
             if len(blocks) < 10:
                 raise RuntimeError(f"too few valid phone blocks for {country} {kind}")
@@ -129,7 +157,7 @@ def e164(country: str, nsn: str) -> str:
 def _split(nsn: str, groups: tuple[int, ...]) -> list[str]:
     parts, i = [], 0
     for g in groups[:-1]:
-        parts.append(nsn[i:i + g])
+        parts.append(nsn[i : i + g])
         i += g
     parts.append(nsn[i:])
     return parts
@@ -137,11 +165,20 @@ def _split(nsn: str, groups: tuple[int, ...]) -> list[str]:
 
 # Notation styles. "crm" is how people type numbers into forms; "switch" is how a
 # telephony platform logs caller ids (international or bare digits).
-CRM_STYLES = ("national_dash", "national_space", "national_dots", "national_digits",
-              "intl_space", "intl_dash", "e164", "00_compact", "00_spaced", "us_paren",
-              "us_trunk")
-SWITCH_STYLES = ("e164", "e164", "e164", "cc_digits", "cc_digits", "national_digits",
-                 "intl_space")
+CRM_STYLES = (
+    "national_dash",
+    "national_space",
+    "national_dots",
+    "national_digits",
+    "intl_space",
+    "intl_dash",
+    "e164",
+    "00_compact",
+    "00_spaced",
+    "us_paren",
+    "us_trunk",
+)
+SWITCH_STYLES = ("e164", "e164", "e164", "cc_digits", "cc_digits", "national_digits", "intl_space")
 
 
 def format_phone(country: str, kind: str, nsn: str, style: str) -> str:

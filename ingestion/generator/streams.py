@@ -42,16 +42,50 @@ SOURCES = ("contacts", "email", "calls", "web", "orders")
 CONTACTS, EMAIL, CALLS, WEB, ORDERS = range(5)
 
 CONTACT_HEADER = (
-    "contact_id", "first_name", "last_name", "email", "phone", "company", "address1",
-    "address2", "city", "state", "postal_code", "country", "date_of_birth", "lifecycle_stage",
-    "email_opt_out", "hs_lead_status", "created_at", "updated_at",
+    "contact_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company",
+    "address1",
+    "address2",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "date_of_birth",
+    "lifecycle_stage",
+    "email_opt_out",
+    "hs_lead_status",
+    "created_at",
+    "updated_at",
 )
 CALL_HEADER = (
-    "call_id", "direction", "customer_number", "country", "agent_id", "queue", "started_at",
-    "answered_at", "ended_at", "disposition", "csat", "hold_seconds",
+    "call_id",
+    "direction",
+    "customer_number",
+    "country",
+    "agent_id",
+    "queue",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "disposition",
+    "csat",
+    "hold_seconds",
 )
-EMAIL_EVENTS = ("processed", "delivered", "open", "click", "bounce", "dropped", "deferred",
-                "unsubscribe", "spamreport")
+EMAIL_EVENTS = (
+    "processed",
+    "delivered",
+    "open",
+    "click",
+    "bounce",
+    "dropped",
+    "deferred",
+    "unsubscribe",
+    "spamreport",
+)
 
 # Share of rows of every source that get one deliberate contract violation.
 MALFORMED_RATE = 0.004
@@ -109,7 +143,7 @@ BAD_TIMESTAMPS = ("not-a-date", "31/12/2025 25:61", "2025-13-45T99:99:99Z", "yes
 def _csv_field(v: str) -> str:
     if not v:
         return v
-    if ('"' in v or "," in v or "\n" in v or "\r" in v or v[0] == " " or v[-1] == " "):
+    if '"' in v or "," in v or "\n" in v or "\r" in v or v[0] == " " or v[-1] == " ":
         return '"' + v.replace('"', '""') + '"'
     return v
 
@@ -123,7 +157,7 @@ def _inject_bad_utf8(line: bytes) -> bytes:
     """Put an invalid UTF-8 sequence inside the first JSON string value (or CSV field)."""
     pos = line.find(b'":"')
     if pos >= 0:
-        return line[: pos + 3] + b"\xc3\x28" + line[pos + 3:]
+        return line[: pos + 3] + b"\xc3\x28" + line[pos + 3 :]
     return line[:2] + b"\xe9" + line[2:]
 
 
@@ -138,20 +172,43 @@ class JsonRules:
 
 
 JSON_RULES = {
-    EMAIL: JsonRules(("event", "email", "timestamp", "sg_event_id"), ("timestamp",),
-                     {"event": ("clicked", "opened ", "bounced")}, "sg_event_id"),
-    WEB: JsonRules(("type", "messageId", "timestamp"), ("timestamp",),
-                   {"type": ("screen", "pageview", "")}, "messageId"),
-    ORDERS: JsonRules(("id", "created_at", "currency"), ("created_at",),
-                      {"currency": ("US$", "EURO", "12", "₩")}, "id"),
+    EMAIL: JsonRules(
+        ("event", "email", "timestamp", "sg_event_id"),
+        ("timestamp",),
+        {"event": ("clicked", "opened ", "bounced")},
+        "sg_event_id",
+    ),
+    WEB: JsonRules(
+        ("type", "messageId", "timestamp"),
+        ("timestamp",),
+        {"type": ("screen", "pageview", "")},
+        "messageId",
+    ),
+    ORDERS: JsonRules(
+        ("id", "created_at", "currency"),
+        ("created_at",),
+        {"currency": ("US$", "EURO", "12", "₩")},
+        "id",
+    ),
 }
 
 
 def malform_json(r: random.Random, src: int, obj: dict) -> tuple[bytes, str, bool]:
     """Break a JSON record in one unmistakable way; returns (line, reason, key_lost)."""
     rules = JSON_RULES[src]
-    kind = r.choice(("invalid_json", "invalid_json", "not_object", "missing", "missing",
-                     "bad_ts", "invalid_value", "invalid_utf8", "no_identity"))
+    kind = r.choice(
+        (
+            "invalid_json",
+            "invalid_json",
+            "not_object",
+            "missing",
+            "missing",
+            "bad_ts",
+            "invalid_value",
+            "invalid_utf8",
+            "no_identity",
+        )
+    )
     if kind == "no_identity" and src != WEB:
         kind = "missing"
     if kind == "invalid_json":
@@ -186,8 +243,12 @@ def malform_json(r: random.Random, src: int, obj: dict) -> tuple[bytes, str, boo
 
 
 def malform_csv(
-    r: random.Random, fields: list[str], required: tuple[int, ...], ts: tuple[int, ...],
-    header: tuple[str, ...], text_col: int,
+    r: random.Random,
+    fields: list[str],
+    required: tuple[int, ...],
+    ts: tuple[int, ...],
+    header: tuple[str, ...],
+    text_col: int,
 ) -> tuple[bytes, str, bool]:
     """Break a CSV record: field count, empty required field, bad timestamp, bad bytes."""
     fields = list(fields)
@@ -220,9 +281,18 @@ def malform_csv(
 # campaigns (global, seed-only)
 
 _CAMPAIGN_NAMES = (
-    "new-year-sale", "winter-clearance", "valentines", "spring-sale", "easter-treats",
-    "mothers-day", "summer-sale", "back-to-school", "autumn-edit", "black-friday",
-    "cyber-monday", "holiday-gifts",
+    "new-year-sale",
+    "winter-clearance",
+    "valentines",
+    "spring-sale",
+    "easter-treats",
+    "mothers-day",
+    "summer-sale",
+    "back-to-school",
+    "autumn-edit",
+    "black-friday",
+    "cyber-monday",
+    "holiday-gifts",
 )
 
 
@@ -271,16 +341,30 @@ _UAS = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Version/17.4 Safari",
     "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 Chrome/124.0 Mobile",
 )
-_LOCALE = {"US": "en-US", "GB": "en-GB", "KR": "ko-KR", "CN": "zh-CN", "IL": "he-IL",
-           "LT": "lt-LT", "DE": "de-DE", "JP": "ja-JP", "BR": "pt-BR"}
+_LOCALE = {
+    "US": "en-US",
+    "GB": "en-GB",
+    "KR": "ko-KR",
+    "CN": "zh-CN",
+    "IL": "he-IL",
+    "LT": "lt-LT",
+    "DE": "de-DE",
+    "JP": "ja-JP",
+    "BR": "pt-BR",
+}
 _STAGE_PATHS = {
     "heavy_buyer": ("lead", "customer", "evangelist"),
     "light_buyer": ("subscriber", "lead", "customer"),
     "churner": ("lead", "customer", "other"),
     "browser_only": ("subscriber", "lead", "marketingqualifiedlead"),
     "never_identified": ("subscriber", "lead"),
-    "prospect": ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead",
-                 "opportunity"),
+    "prospect": (
+        "subscriber",
+        "lead",
+        "marketingqualifiedlead",
+        "salesqualifiedlead",
+        "opportunity",
+    ),
 }
 _QUEUES = ("billing", "orders", "returns", "tech-support", "sales")
 
@@ -296,23 +380,55 @@ class PersonSim:
         self.cur = CURRENCY[p.country]
         self.order_no = 0
         i = p.index
-        self.web_ctx = (f'"userAgent":"{_UAS[i % 4]}","locale":"{_LOCALE[p.country]}",'
-                        f'"ip":"203.0.{i % 251}.{(i >> 8) % 251}"')
+        self.web_ctx = (
+            f'"userAgent":"{_UAS[i % 4]}","locale":"{_LOCALE[p.country]}",'
+            f'"ip":"203.0.{i % 251}.{(i >> 8) % 251}"'
+        )
         self.campaign_order_no = 0
 
     # -- emission --------------------------------------------------------------------------
 
-    def _push(self, src: int, t_file: float, line: bytes, srid: str, bad: str, key: object,
-              dup: str, pid: str | None = None) -> None:
+    def _push(
+        self,
+        src: int,
+        t_file: float,
+        line: bytes,
+        srid: str,
+        bad: str,
+        key: object,
+        dup: str,
+        pid: str | None = None,
+    ) -> None:
         if t_file >= self.end or t_file < self.t0:
             return
         day = int((t_file - self.t0) // DAY)
         self.seq += 1
-        self.rows.append((src, day, 0, t_file, self.seq, line, srid,
-                          self.p.person_id if pid is None else pid, bad, key, dup))
+        self.rows.append(
+            (
+                src,
+                day,
+                0,
+                t_file,
+                self.seq,
+                line,
+                srid,
+                self.p.person_id if pid is None else pid,
+                bad,
+                key,
+                dup,
+            )
+        )
 
-    def emit_json(self, r: random.Random, src: int, t_file: float, obj: dict, srid: str,
-                  key: object, dup: str = "") -> None:
+    def emit_json(
+        self,
+        r: random.Random,
+        src: int,
+        t_file: float,
+        obj: dict,
+        srid: str,
+        key: object,
+        dup: str = "",
+    ) -> None:
         """Serialise one JSON record (maybe damaged) into the file of ``t_file``'s day.
 
         The RNG draws happen even for rows past the window (which are then dropped): the
@@ -324,8 +440,16 @@ class PersonSim:
         else:
             self._push(src, t_file, (_dumps(obj) + "\n").encode(), srid, "", key, dup)
 
-    def emit_line(self, r: random.Random, src: int, t_file: float, line: bytes, srid: str,
-                  key: object, dup: str = "") -> None:
+    def emit_line(
+        self,
+        r: random.Random,
+        src: int,
+        t_file: float,
+        line: bytes,
+        srid: str,
+        key: object,
+        dup: str = "",
+    ) -> None:
         """Like :meth:`emit_json` for a line that is already serialised (the fast path)."""
         if r.random() < MALFORMED_RATE:
             bad_line, bad, lost = malform_json(r, src, json.loads(line))
@@ -333,13 +457,20 @@ class PersonSim:
         else:
             self._push(src, t_file, line, srid, "", key, dup)
 
-    def emit_csv(self, r: random.Random, src: int, t_file: float, fields: list[str],
-                 key: object, dup: str = "", pid: str | None = None) -> None:
+    def emit_csv(
+        self,
+        r: random.Random,
+        src: int,
+        t_file: float,
+        fields: list[str],
+        key: object,
+        dup: str = "",
+        pid: str | None = None,
+    ) -> None:
         """Serialise one CSV record (maybe damaged); draws like :meth:`emit_json`."""
         if r.random() < MALFORMED_RATE * 1.5:
             if src == CONTACTS:
-                line, bad, lost = malform_csv(r, fields, (0, 16, 17), (16, 17), CONTACT_HEADER,
-                                              1)
+                line, bad, lost = malform_csv(r, fields, (0, 16, 17), (16, 17), CONTACT_HEADER, 1)
             else:
                 line, bad, lost = malform_csv(r, fields, (0, 2, 6), (6,), CALL_HEADER, 5)
             self._push(src, t_file, line, "" if lost else fields[0], bad, key, dup, pid)
@@ -372,9 +503,19 @@ class PersonSim:
 
     # -- web -------------------------------------------------------------------------------
 
-    def web_event(self, r: random.Random, t: float, typ: str, anon: str | None,
-                  uid: int | None, path: str, title: str, extra: dict | None = None,
-                  campaign: dict | None = None, referrer: str = "") -> None:
+    def web_event(
+        self,
+        r: random.Random,
+        t: float,
+        typ: str,
+        anon: str | None,
+        uid: int | None,
+        path: str,
+        title: str,
+        extra: dict | None = None,
+        campaign: dict | None = None,
+        referrer: str = "",
+    ) -> None:
         """One Segment event (+ a client retry now and then).
 
         Web events are half of all rows, so the line is assembled from a template instead of
@@ -387,9 +528,11 @@ class PersonSim:
             head += f',"anonymousId":"{anon}"'
         if uid is not None:
             head += f',"userId":"{uid}"'
-        body = (f',"timestamp":"{self.ts(r, t)}","context":{{"page":{{"path":"{path}",'
-                f'"url":"{SHOP}{path}","referrer":"{referrer}","title":"{title}"}},'
-                f'{self.web_ctx}')
+        body = (
+            f',"timestamp":"{self.ts(r, t)}","context":{{"page":{{"path":"{path}",'
+            f'"url":"{SHOP}{path}","referrer":"{referrer}","title":"{title}"}},'
+            f"{self.web_ctx}"
+        )
         if campaign:
             body += ',"campaign":' + _dumps(campaign)
         body += "}"
@@ -404,8 +547,9 @@ class PersonSim:
         if r.random() < 0.012:  # client retry: same messageId, later (maybe next day)
             self.emit_line(r, WEB, t + r.uniform(1, 40_000), line, mid, mid, "retry")
 
-    def session(self, r: random.Random, t: float, identified: list[bool],
-                campaign: Campaign | None = None) -> float:
+    def session(
+        self, r: random.Random, t: float, identified: list[bool], campaign: Campaign | None = None
+    ) -> float:
         """A browsing session on one device; may log in (identify). Returns its end time."""
         p = self.p
         ci = 0 if len(p.anonymous_ids) == 1 else r.randrange(len(p.anonymous_ids))
@@ -432,20 +576,37 @@ class PersonSim:
             t += r.uniform(5, 120)
             if path.startswith("/products/") and r.random() < 0.5:
                 pr = prods[r.randrange(len(prods))]
-                self.web_event(r, t, "track", anon, uid, path, title, {
-                    "event": "Product Viewed" if r.random() < 0.7 else "Added to Cart",
-                    "properties": {"product_id": pr.product_id, "sku": pr.sku,
-                                   "price": pr.prices[self.cur], "currency": self.cur}})
+                self.web_event(
+                    r,
+                    t,
+                    "track",
+                    anon,
+                    uid,
+                    path,
+                    title,
+                    {
+                        "event": "Product Viewed" if r.random() < 0.7 else "Added to Cart",
+                        "properties": {
+                            "product_id": pr.product_id,
+                            "sku": pr.sku,
+                            "price": pr.prices[self.cur],
+                            "currency": self.cur,
+                        },
+                    },
+                )
                 t += r.uniform(2, 60)
             if uid is None and p.customer_id is not None and r.random() < 0.3:
                 uid = p.customer_id  # logs in: identify ties this cookie to the account
                 identified[ci] = True
-                traits: dict = {"email": p.emails[0] if p.emails else None,
-                                "name": f"{p.first_latin} {p.last_latin}"}
+                traits: dict = {
+                    "email": p.emails[0] if p.emails else None,
+                    "name": f"{p.first_latin} {p.last_latin}",
+                }
                 if p.mobiles and r.random() < 0.5:
                     traits["phone"] = phones.e164(p.country, p.mobiles[0])
-                self.web_event(r, t, "identify", anon, uid, "/account/login", "Login",
-                               {"traits": traits})
+                self.web_event(
+                    r, t, "identify", anon, uid, "/account/login", "Login", {"traits": traits}
+                )
                 t += r.uniform(2, 30)
         return t
 
@@ -466,8 +627,9 @@ class PersonSim:
     def money(self, v: float) -> str:
         return f"{round(v):d}.00" if self.cur in ZERO_DECIMAL else f"{v:.2f}"
 
-    def order(self, r: random.Random, t: float, campaign: Campaign | None,
-              fav: tuple[int, ...]) -> None:
+    def order(
+        self, r: random.Random, t: float, campaign: Campaign | None, fav: tuple[int, ...]
+    ) -> None:
         """One order with its checkout web events and every later version of it."""
         p = self.p
         if campaign:
@@ -491,9 +653,16 @@ class PersonSim:
             q = 1 if r.random() < 0.8 else r.randint(2, 3)
             price = pr.prices[self.cur]
             subtotal += price * q
-            line_items.append({"id": oid * 10 + len(line_items), "product_id": pr.product_id,
-                               "sku": pr.sku, "title": pr.title, "quantity": q,
-                               "price": self.money(price)})
+            line_items.append(
+                {
+                    "id": oid * 10 + len(line_items),
+                    "product_id": pr.product_id,
+                    "sku": pr.sku,
+                    "title": pr.title,
+                    "quantity": q,
+                    "price": self.money(price),
+                }
+            )
         disc = subtotal * (0.15 if campaign else (0.1 if r.random() < 0.1 else 0.0))
         tax = (subtotal - disc) * TAX_RATE[p.country]
         total = subtotal - disc + tax
@@ -501,14 +670,23 @@ class PersonSim:
         if email and r.random() < 0.05:
             email = email.capitalize()
         phone = self.phone_as(r, phones.CRM_STYLES) if r.random() < 0.4 else None
-        addr = {"first_name": p.first, "last_name": p.last, "address1": p.street,
-                "city": p.city, "zip": p.postcode, "country_code": p.country}
+        addr = {
+            "first_name": p.first,
+            "last_name": p.last,
+            "address1": p.street,
+            "city": p.city,
+            "zip": p.postcode,
+            "country_code": p.country,
+        }
         if r.random() < 0.5:
             addr["phone"] = self.phone_as(r, phones.CRM_STYLES)
         created = float(int(t))
         status = r.choices(("paid", "pending", "authorized"), (0.88, 0.06, 0.06))[0]
-        obj: dict = {"id": oid, "order_number": 1001 + p.index * 1000 + k,
-                     "created_at": self.ts(r, created, ms=False)}
+        obj: dict = {
+            "id": oid,
+            "order_number": 1001 + p.index * 1000 + k,
+            "created_at": self.ts(r, created, ms=False),
+        }
         upd = created + r.randint(5, 600)
         has_upd = r.random() < 0.9
         if has_upd:
@@ -517,18 +695,32 @@ class PersonSim:
         if phone:
             obj["phone"] = phone
         if not guest:
-            obj["customer"] = {"id": p.customer_id, "email": p.emails[0] if p.emails else None,
-                               "phone": phone, "first_name": p.first, "last_name": p.last}
-        obj.update({
-            "currency": self.cur, "total_price": self.money(total),
-            "subtotal_price": self.money(subtotal), "total_tax": self.money(tax),
-            "total_discounts": self.money(disc), "financial_status": status,
-            "cancelled_at": None, "line_items": line_items, "billing_address": addr,
-            "shipping_address": addr, "refunds": [],
-        })
+            obj["customer"] = {
+                "id": p.customer_id,
+                "email": p.emails[0] if p.emails else None,
+                "phone": phone,
+                "first_name": p.first,
+                "last_name": p.last,
+            }
+        obj.update(
+            {
+                "currency": self.cur,
+                "total_price": self.money(total),
+                "subtotal_price": self.money(subtotal),
+                "total_tax": self.money(tax),
+                "total_discounts": self.money(disc),
+                "financial_status": status,
+                "cancelled_at": None,
+                "line_items": line_items,
+                "billing_address": addr,
+                "shipping_address": addr,
+                "refunds": [],
+            }
+        )
         if campaign:
-            obj["discount_codes"] = [{"code": campaign.name.upper().replace("-", ""),
-                                      "type": "percentage"}]
+            obj["discount_codes"] = [
+                {"code": campaign.name.upper().replace("-", ""), "type": "percentage"}
+            ]
             obj["landing_site"] = f"{campaign.landing}?utm_campaign={campaign.name}"
         if r.random() < 0.1:
             obj["tags"] = r.choice(("vip", "wholesale", "gift"))
@@ -539,10 +731,23 @@ class PersonSim:
         tw = t - r.uniform(120, 900)
         self.web_event(r, tw, "page", anon, uid, "/cart", "Cart")
         self.web_event(r, tw + r.uniform(20, 90), "page", anon, uid, "/checkout", "Checkout")
-        self.web_event(r, t, "track", anon, uid, "/checkout/thank-you", "Thank you", {
-            "event": "Order Completed",
-            "properties": {"order_id": str(oid), "total": round(total, 2),
-                           "currency": self.cur}})
+        self.web_event(
+            r,
+            t,
+            "track",
+            anon,
+            uid,
+            "/checkout/thank-you",
+            "Thank you",
+            {
+                "event": "Order Completed",
+                "properties": {
+                    "order_id": str(oid),
+                    "total": round(total, 2),
+                    "currency": self.cur,
+                },
+            },
+        )
 
         versions: list[tuple[float, dict]] = [(upd if has_upd else created, obj)]
         cur = obj
@@ -554,30 +759,46 @@ class PersonSim:
         if x < 0.03:
             tc = float(int(versions[-1][0] + r.uniform(1800, 1.5 * DAY)))
             paid = cur["financial_status"] == "paid"
-            cur = dict(cur, cancelled_at=iso(tc, 2, self.off), updated_at=iso(tc, 2, self.off),
-                       financial_status="refunded" if paid else "voided")
+            cur = dict(
+                cur,
+                cancelled_at=iso(tc, 2, self.off),
+                updated_at=iso(tc, 2, self.off),
+                financial_status="refunded" if paid else "voided",
+            )
             if paid:
-                cur["refunds"] = [{"id": oid + 7, "created_at": iso(tc, 0),
-                                   "transactions": [{"amount": self.money(total),
-                                                     "kind": "refund"}]}]
+                cur["refunds"] = [
+                    {
+                        "id": oid + 7,
+                        "created_at": iso(tc, 0),
+                        "transactions": [{"amount": self.money(total), "kind": "refund"}],
+                    }
+                ]
             versions.append((tc, cur))
         elif x < 0.10 and cur["financial_status"] == "paid":
             tr = float(int(versions[-1][0] + r.uniform(2 * DAY, 20 * DAY)))
             partial = len(line_items) > 1 and r.random() < 0.6
             amount = float(line_items[0]["price"]) if partial else total
-            cur = dict(cur, updated_at=self.ts(r, tr, ms=False),
-                       financial_status="partially_refunded" if partial else "refunded",
-                       refunds=[{"id": oid + 9, "created_at": iso(tr, 0),
-                                 "transactions": [{"amount": self.money(amount),
-                                                   "kind": "refund"}]}])
+            cur = dict(
+                cur,
+                updated_at=self.ts(r, tr, ms=False),
+                financial_status="partially_refunded" if partial else "refunded",
+                refunds=[
+                    {
+                        "id": oid + 9,
+                        "created_at": iso(tr, 0),
+                        "transactions": [{"amount": self.money(amount), "kind": "refund"}],
+                    }
+                ],
+            )
             versions.append((tr, cur))
         srid = str(oid)
         for tv, o in versions:
             key = (oid, int(tv))
             self.emit_json(r, ORDERS, tv, o, srid, key)
             if r.random() < 0.02:  # re-exported unchanged in a later file
-                self.emit_json(r, ORDERS, tv + r.randint(1, 2) * DAY, o, srid, key,
-                               "unchanged_version")
+                self.emit_json(
+                    r, ORDERS, tv + r.randint(1, 2) * DAY, o, srid, key, "unchanged_version"
+                )
 
     def order_stream(self) -> None:
         """Organic orders: Poisson with a per-person (Pareto-skewed) rate, stops at churn."""
@@ -595,8 +816,16 @@ class PersonSim:
 
     # -- email -----------------------------------------------------------------------------
 
-    def email_event(self, r: random.Random, ev: str, addr: str, t: float, msg: str,
-                    camp: Campaign, extra: dict | None = None) -> None:
+    def email_event(
+        self,
+        r: random.Random,
+        ev: str,
+        addr: str,
+        t: float,
+        msg: str,
+        camp: Campaign,
+        extra: dict | None = None,
+    ) -> None:
         """One SendGrid event; sometimes delivered late or redelivered."""
         sgid = base64.urlsafe_b64encode(r.getrandbits(128).to_bytes(16, "little")).decode()[:22]
         ts: int | str = int(t)
@@ -604,9 +833,11 @@ class PersonSim:
             ts = str(int(t))
         ts_json = f'"{ts}"' if isinstance(ts, str) else str(ts)
         # template, as in web_event: addresses, ids and event names need no escaping
-        line = (f'{{"email":"{addr}","timestamp":{ts_json},"smtp-id":"<{msg}@ismtpd0042p1>",'
-                f'"event":"{ev}","category":{camp.category_json},"sg_event_id":"{sgid}",'
-                f'"sg_message_id":"{msg}.filterdrecv-5bf5c-1-{self.p.index % 97}"')
+        line = (
+            f'{{"email":"{addr}","timestamp":{ts_json},"smtp-id":"<{msg}@ismtpd0042p1>",'
+            f'"event":"{ev}","category":{camp.category_json},"sg_event_id":"{sgid}",'
+            f'"sg_message_id":"{msg}.filterdrecv-5bf5c-1-{self.p.index % 97}"'
+        )
         if extra:
             line += "," + _dumps(extra)[1:-1]
         if r.random() < 0.2:
@@ -617,8 +848,9 @@ class PersonSim:
             t_file = t + r.randint(1, 3) * DAY
         self.emit_line(r, EMAIL, t_file, data, sgid, sgid)
         if r.random() < 0.012:  # redelivered webhook: same sg_event_id
-            self.emit_line(r, EMAIL, t_file + r.uniform(30, 1.5 * DAY), data, sgid, sgid,
-                           "redelivery")
+            self.emit_line(
+                r, EMAIL, t_file + r.uniform(30, 1.5 * DAY), data, sgid, sgid, "redelivery"
+            )
 
     def email_stream(self) -> None:
         """Campaign sends in calendar order; clicks lead to visits and sometimes orders."""
@@ -638,26 +870,52 @@ class PersonSim:
             self.email_event(r, "processed", addr, t, msg, camp)
             x = r.random()
             if x < 0.012:
-                self.email_event(r, "dropped", addr, t + 1, msg, camp,
-                                 {"reason": "Bounced Address", "status": "5.0.0"})
+                self.email_event(
+                    r,
+                    "dropped",
+                    addr,
+                    t + 1,
+                    msg,
+                    camp,
+                    {"reason": "Bounced Address", "status": "5.0.0"},
+                )
                 continue
             if x < 0.03:
                 hard = r.random() < 0.6
-                self.email_event(r, "bounce", addr, t + r.uniform(1, 60), msg, camp, {
-                    "reason": "550 5.1.1 The email account that you tried to reach does not "
-                              "exist" if hard else "554 5.7.1 blocked by policy",
-                    "status": "5.1.1" if hard else "5.7.1",
-                    "type": "bounce" if hard else "blocked"})
+                self.email_event(
+                    r,
+                    "bounce",
+                    addr,
+                    t + r.uniform(1, 60),
+                    msg,
+                    camp,
+                    {
+                        "reason": "550 5.1.1 The email account that you tried to reach does not "
+                        "exist"
+                        if hard
+                        else "554 5.7.1 blocked by policy",
+                        "status": "5.1.1" if hard else "5.7.1",
+                        "type": "bounce" if hard else "blocked",
+                    },
+                )
                 if hard:
                     return  # the address is dead: no more sends
                 continue
             if x < 0.05:
-                self.email_event(r, "deferred", addr, t + r.uniform(1, 60), msg, camp,
-                                 {"response": "421 try again later", "attempt": "1"})
+                self.email_event(
+                    r,
+                    "deferred",
+                    addr,
+                    t + r.uniform(1, 60),
+                    msg,
+                    camp,
+                    {"response": "421 try again later", "attempt": "1"},
+                )
                 t += r.uniform(300, 3600)
             t += r.uniform(1, 120)
-            self.email_event(r, "delivered", addr, t, msg, camp,
-                             {"response": "250 OK", "ip": "168.245.1.1"})
+            self.email_event(
+                r, "delivered", addr, t, msg, camp, {"response": "250 OK", "ip": "168.245.1.1"}
+            )
             engaged = p.churn_t is None or t < p.churn_t
             if engaged and r.random() < p_open:
                 to = t + r.expovariate(1 / 14_400)
@@ -667,19 +925,35 @@ class PersonSim:
                     self.email_event(r, "open", addr, to + r.uniform(600, DAY), msg, camp, ua)
                 if r.random() < 0.3:
                     tc = to + r.uniform(5, 300)
-                    self.email_event(r, "click", addr, tc, msg, camp,
-                                     dict(ua, url=f"{SHOP}{camp.landing}?utm_source=newsletter"
-                                          f"&utm_medium=email&utm_campaign={camp.name}"))
+                    self.email_event(
+                        r,
+                        "click",
+                        addr,
+                        tc,
+                        msg,
+                        camp,
+                        dict(
+                            ua,
+                            url=f"{SHOP}{camp.landing}?utm_source=newsletter"
+                            f"&utm_medium=email&utm_campaign={camp.name}",
+                        ),
+                    )
                     ts = self.session(r, tc + r.uniform(3, 60), identified, camp)
                     if p.archetype in BUYERS and r.random() < 0.2:
                         self.order(r, ts + r.uniform(60, 3 * DAY), camp, fav)
             if r.random() < 0.006:
-                self.email_event(r, "unsubscribe", addr, t + r.uniform(3600, 2 * DAY), msg,
-                                 camp, {"asm_group_id": 1})
+                self.email_event(
+                    r,
+                    "unsubscribe",
+                    addr,
+                    t + r.uniform(3600, 2 * DAY),
+                    msg,
+                    camp,
+                    {"asm_group_id": 1},
+                )
                 return
             if r.random() < 0.0015:
-                self.email_event(r, "spamreport", addr, t + r.uniform(3600, 2 * DAY), msg,
-                                 camp)
+                self.email_event(r, "spamreport", addr, t + r.uniform(3600, 2 * DAY), msg, camp)
                 return
 
     # -- calls -----------------------------------------------------------------------------
@@ -728,10 +1002,20 @@ class PersonSim:
             if r.random() < 0.004:  # optional fields gone odd: tolerated, not quarantined
                 ans_s, disp = ("n/a" if answered else ans_s), "TRANSFERRED?"
             started_s = iso(started, 4) if r.random() < 0.15 else self.ts(r, started, False)
-            fields = [call_id, "outbound" if outbound else "inbound", number,
-                      p.country if r.random() < 0.9 else "", f"ag-{r.randint(1, 60)}",
-                      r.choice(_QUEUES), started_s, ans_s, self.ts(r, ended, False), disp, csat,
-                      hold]
+            fields = [
+                call_id,
+                "outbound" if outbound else "inbound",
+                number,
+                p.country if r.random() < 0.9 else "",
+                f"ag-{r.randint(1, 60)}",
+                r.choice(_QUEUES),
+                started_s,
+                ans_s,
+                self.ts(r, ended, False),
+                disp,
+                csat,
+                hold,
+            ]
             self.emit_csv(r, CALLS, t, fields, call_id)
             if r.random() < 0.005:  # exported again by the switch the next day
                 self.emit_csv(r, CALLS, t + DAY, fields, call_id, "reexport")
@@ -746,24 +1030,43 @@ class PersonSim:
             email = p.company_inbox
         elif p.company_domain and k == 0:
             email = p.emails[-1]
-        f = {"first_name": p.first, "last_name": p.last, "email": email,
-             "phone": self.phone_as(r, phones.CRM_STYLES) if r.random() < 0.85 else "",
-             "company": p.company if k == 0 or r.random() < 0.3 else "",
-             "address1": p.street if r.random() < 0.8 else "", "address2": "",
-             "city": p.city, "state": p.state, "postal_code": p.postcode, "country": p.country}
+        f = {
+            "first_name": p.first,
+            "last_name": p.last,
+            "email": email,
+            "phone": self.phone_as(r, phones.CRM_STYLES) if r.random() < 0.85 else "",
+            "company": p.company if k == 0 or r.random() < 0.3 else "",
+            "address1": p.street if r.random() < 0.8 else "",
+            "address2": "",
+            "city": p.city,
+            "state": p.state,
+            "postal_code": p.postcode,
+            "country": p.country,
+        }
         if r.random() < 0.08:
             f["address2"] = r.choice(("Apt 4B", "2F", "Suite 210", "#301"))
         if k > 0:
-            for change in r.sample(("nickname", "typo", "swap", "no_email", "no_phone",
-                                    "old_address", "email_case", "alt_email", "latin_name"),
-                                   r.randint(1, 3)):
+            for change in r.sample(
+                (
+                    "nickname",
+                    "typo",
+                    "swap",
+                    "no_email",
+                    "no_phone",
+                    "old_address",
+                    "email_case",
+                    "alt_email",
+                    "latin_name",
+                ),
+                r.randint(1, 3),
+            ):
                 if change == "nickname" and p.first_latin in NICKNAMES:
                     f["first_name"] = NICKNAMES[p.first_latin]
                 elif change in ("typo", "nickname"):
                     name = f["last_name"]
                     if len(name) >= 3:
                         i = r.randrange(len(name) - 1)
-                        f["last_name"] = name[:i] + name[i + 1] + name[i] + name[i + 2:]
+                        f["last_name"] = name[:i] + name[i + 1] + name[i] + name[i + 2 :]
                     else:
                         f["first_name"] = p.first_latin
                 elif change == "swap":
@@ -775,8 +1078,7 @@ class PersonSim:
                 elif change == "old_address":
                     f["address1"] = p.old_street
                 elif change == "email_case" and f["email"]:
-                    f["email"] = f["email"].upper() if r.random() < 0.5 else \
-                        f["email"].title()
+                    f["email"] = f["email"].upper() if r.random() < 0.5 else f["email"].title()
                 elif change == "alt_email" and len(p.emails) > 1:
                     f["email"] = p.emails[1]
                 elif change == "latin_name":
@@ -789,12 +1091,37 @@ class PersonSim:
             f["email"] = r.choice((" ", "", "  ")) + f["email"] + r.choice((" ", "  "))
         return f
 
-    def contact_row(self, r: random.Random, cid: str, f: dict[str, str], stage: str,
-                    opt_out: bool, dob: str, created: str, updated: str) -> list[str]:
-        return [cid, f["first_name"], f["last_name"], f["email"], f["phone"], f["company"],
-                f["address1"], f["address2"], f["city"], f["state"], f["postal_code"],
-                f["country"], dob, stage, "true" if opt_out else "false",
-                r.choice(("", "", "NEW", "OPEN", "IN_PROGRESS")), created, updated]
+    def contact_row(
+        self,
+        r: random.Random,
+        cid: str,
+        f: dict[str, str],
+        stage: str,
+        opt_out: bool,
+        dob: str,
+        created: str,
+        updated: str,
+    ) -> list[str]:
+        return [
+            cid,
+            f["first_name"],
+            f["last_name"],
+            f["email"],
+            f["phone"],
+            f["company"],
+            f["address1"],
+            f["address2"],
+            f["city"],
+            f["state"],
+            f["postal_code"],
+            f["country"],
+            dob,
+            stage,
+            "true" if opt_out else "false",
+            r.choice(("", "", "NEW", "OPEN", "IN_PROGRESS")),
+            created,
+            updated,
+        ]
 
     def contact_stream(self, k: int) -> None:
         """Versions of contact slot ``k`` (own RNG, so slots never shift each other)."""
@@ -806,10 +1133,19 @@ class PersonSim:
         if t >= self.end:
             return
         if placeholder:
-            f = {"first_name": "Test", "last_name": r.choice(("Test", "User", "")),
-                 "email": "test@test.com", "phone": r.choice(("0000000000", "000-000-0000")),
-                 "company": "", "address1": "", "address2": "", "city": "", "state": "",
-                 "postal_code": "", "country": r.choice(("US", ""))}
+            f = {
+                "first_name": "Test",
+                "last_name": r.choice(("Test", "User", "")),
+                "email": "test@test.com",
+                "phone": r.choice(("0000000000", "000-000-0000")),
+                "company": "",
+                "address1": "",
+                "address2": "",
+                "city": "",
+                "state": "",
+                "postal_code": "",
+                "country": r.choice(("US", "")),
+            }
             path: tuple[str, ...] = ("other",)
             dob = ""
         else:
@@ -817,8 +1153,11 @@ class PersonSim:
             path = _STAGE_PATHS[p.archetype]
             y, m, d = p.date_of_birth
             x = r.random()
-            dob = "" if x < 0.3 else (f"{y:04d}-{m:02d}-{d:02d}" if x < 0.8 else
-                                      f"{y:04d}{m:02d}{d:02d}")
+            dob = (
+                ""
+                if x < 0.3
+                else (f"{y:04d}-{m:02d}-{d:02d}" if x < 0.8 else f"{y:04d}{m:02d}{d:02d}")
+            )
             if r.random() < 0.005:
                 dob = r.choice(("31.02.1990", "unknown", "00/00/0000"))  # tolerated
         created_t = float(int(t))
@@ -834,8 +1173,9 @@ class PersonSim:
             if r.random() < 0.03:  # re-exported unchanged (maybe in another offset notation)
                 row = list(row)
                 row[17] = iso(tv, r.choice((0, 2)), self.off)
-                self.emit_csv(r, CONTACTS, tv + r.randint(1, 3) * DAY, row, key,
-                              "unchanged_version", pid)
+                self.emit_csv(
+                    r, CONTACTS, tv + r.randint(1, 3) * DAY, row, key, "unchanged_version", pid
+                )
             tv = float(int(tv + r.expovariate(1 / (90 * DAY)) + 60))
             if tv >= self.end:
                 return
@@ -863,12 +1203,16 @@ def favourite_products(cat_i: int) -> tuple[int, ...]:
     return tuple(i for i, p in enumerate(products()) if p.category == cat)
 
 
-_DEFAULT_DUP = {CONTACTS: "unchanged_version", EMAIL: "redelivery", CALLS: "reexport",
-                WEB: "retry", ORDERS: "unchanged_version"}
+_DEFAULT_DUP = {
+    CONTACTS: "unchanged_version",
+    EMAIL: "redelivery",
+    CALLS: "reexport",
+    WEB: "retry",
+    ORDERS: "unchanged_version",
+}
 
 
-def simulate_person(seed: int, index: int, t0: float, end: float
-                    ) -> tuple[Person, list[Row]]:
+def simulate_person(seed: int, index: int, t0: float, end: float) -> tuple[Person, list[Row]]:
     """All rows of one person in file order, each with its final ``expected`` decided.
 
     The returned rows carry, in the ``bad`` slot, the *final* truth: ``"q:<reason>"``,
@@ -909,20 +1253,52 @@ def person_truth(p: Person) -> list[str]:
     """The ``people.csv.gz`` fields of one person."""
     y, m, d = p.date_of_birth
     return [
-        p.person_id, p.country, p.first, p.last, p.first_latin, p.last_latin, p.archetype,
-        "|".join(p.emails), "|".join(p.phones_e164), "|".join(p.anonymous_ids),
-        "" if p.customer_id is None else str(p.customer_id), "|".join(p.contact_ids),
-        p.household_id, p.company, p.company_inbox,
-        "" if p.churn_t is None else iso(p.churn_t, 0)[:10], f"{y:04d}-{m:02d}-{d:02d}",
-        "true" if p.subscribed else "false", p.street, p.city, p.postcode,
+        p.person_id,
+        p.country,
+        p.first,
+        p.last,
+        p.first_latin,
+        p.last_latin,
+        p.archetype,
+        "|".join(p.emails),
+        "|".join(p.phones_e164),
+        "|".join(p.anonymous_ids),
+        "" if p.customer_id is None else str(p.customer_id),
+        "|".join(p.contact_ids),
+        p.household_id,
+        p.company,
+        p.company_inbox,
+        "" if p.churn_t is None else iso(p.churn_t, 0)[:10],
+        f"{y:04d}-{m:02d}-{d:02d}",
+        "true" if p.subscribed else "false",
+        p.street,
+        p.city,
+        p.postcode,
     ]
 
 
 PEOPLE_HEADER = (
-    "person_id", "country", "first_name", "last_name", "first_name_latin", "last_name_latin",
-    "archetype", "emails", "phones", "anonymous_ids", "shop_customer_id", "contact_ids",
-    "household_id", "company", "company_inbox", "churn_date", "date_of_birth",
-    "email_subscribed", "address1", "city", "postal_code",
+    "person_id",
+    "country",
+    "first_name",
+    "last_name",
+    "first_name_latin",
+    "last_name_latin",
+    "archetype",
+    "emails",
+    "phones",
+    "anonymous_ids",
+    "shop_customer_id",
+    "contact_ids",
+    "household_id",
+    "company",
+    "company_inbox",
+    "churn_date",
+    "date_of_birth",
+    "email_subscribed",
+    "address1",
+    "city",
+    "postal_code",
 )
 
 SimFn = Callable[[int, int, float, float], tuple[Person, list[Row]]]
