@@ -1,18 +1,26 @@
 """Exactly-once loading of landing files into ``raw``, with every row accounted for.
 
-For each new file of a source, in one transaction: frame it into records (NumPy), decode and
-validate every record in DuckDB SQL, quarantine the rows that break the contract with a reason,
-recognise rows whose key was already loaded, insert the rest into ``raw.<table>`` with lineage,
-and record the file in ``audit.loaded_files``. A crash at any point rolls the whole file back,
-so a rerun loads exactly what is missing. The same bytes under another name are recorded as a
-duplicate file and never loaded again.
+New files of a source are loaded in batches (consecutive files up to ``CRM360_INGEST_BATCH_MB``
+of decompressed data, default 256). Each batch is one transaction: frame every file into records
+(NumPy), decode and validate all records of the batch in one DuckDB SQL pass, quarantine the rows
+that break the contract with a reason, recognise rows whose key was already loaded (earlier or in
+an earlier file of the batch), insert the rest into ``raw.<table>`` with lineage, and record each
+file in ``audit.loaded_files``. A crash at any point rolls the whole batch back, so a rerun loads
+exactly what is missing. The same bytes under another name are recorded as a duplicate file and
+never loaded again.
+
+Why batches: a file of a few thousand rows is smaller than one DuckDB row group, so per-file SQL
+runs on one core and pays fixed costs (statements, commit) for every file; a batch of files
+keeps both cores busy and pays them once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +37,7 @@ from ingestion.framing import (
     decompressed,
     frame_csv,
     frame_lines,
+    valid_utf8,
 )
 from ingestion.normalise import PHONE_CLEAN_SQL, to_e164
 from ingestion.sources import LANDING_SUFFIXES, SOURCES, Source
@@ -47,7 +56,7 @@ class FileResult:
     rows_quarantined: int
     rows_duplicate: int
     size_bytes: int
-    seconds: float
+    seconds: float  # of the whole batch the file was loaded in
     error: str | None = None
     duplicate_of: str | None = None
 
@@ -77,44 +86,163 @@ def _quote(name: str) -> str:
 _DECODE = "CASE WHEN utf8_ok THEN decode(raw) END"
 
 
+DEFAULT_BATCH_MB = 256
+
+
+def batch_bytes() -> int:
+    """How much decompressed landing data one batch (one transaction) may hold."""
+    return int(float(os.environ.get("CRM360_INGEST_BATCH_MB", DEFAULT_BATCH_MB)) * 1024 * 1024)
+
+
 def _struct_type(source: Source) -> str:
     parts = [f'"{key}": "{sql_type}"' for _, key, sql_type in source.fields]
     return "{" + ", ".join(parts) + "}"
 
 
-class _FileLoader:
-    """Loads one file's records inside the caller's open transaction.
+@dataclass
+class _Landed:
+    """A new landing file: its bytes, checksum and, once read, its decompressed data."""
 
-    The whole file is one batch: a single SQL statement decodes, parses, validates and keys
-    every record (``_batch``); inserts into raw and quarantine then read from it. Duplicate
-    detection probes the raw table with the batch's keys (the small side builds the hash table)
-    rather than loading all keys ever seen.
+    path: Path
+    file_name: str
+    content: bytes
+    sha256: str
+    modified_at: datetime
+    duplicate_of: str | None
+    data: bytes = b""
+    error: str | None = None  # why the file cannot be read at all
+
+    @property
+    def loadable(self) -> bool:
+        return self.error is None and self.duplicate_of is None
+
+
+def _csv_rows(source: Source, records: CsvRecords, file_name: str) -> pl.DataFrame:
+    """One row per CSV record after the header: row_number, the contract's columns as text,
+    ``_extra`` (unknown columns as a JSON object) and ``_structural`` (why the row cannot be
+    read as a row of this file, or null).
+
+    Each file has its own header (columns in any order, unknown ones too), so rows are shaped
+    per file here and only then stacked into the batch.
+    """
+    schema = {
+        "row_number": pl.Int64,
+        **{c: pl.String for c in source.columns},
+        "_extra": pl.String,
+        "_structural": pl.String,
+    }
+    if len(records) <= 1:
+        return pl.DataFrame(schema=schema)
+    header = [
+        h.strip()
+        for h in pl.read_csv(
+            records.text(0).lstrip("\ufeff").encode(), has_header=True, infer_schema=False, n_rows=0
+        ).columns
+    ]
+    width = len(header)
+    body = Records(records.data, records.starts[1:], records.ends[1:], records.line_numbers[1:])
+    field_counts = records.field_counts[1:]
+    reasons = np.full(len(body), None, dtype=object)
+    missing = [c for c in source.required if c not in header]
+    if missing:
+        reasons[:] = (
+            f"required column {missing[0]} is missing from the header "
+            f"(columns: {', '.join(header)})"
+        )
+    else:  # assigned from the least to the most fundamental reason, which wins
+        for i in np.flatnonzero(field_counts != width):
+            reasons[i] = f"row has {field_counts[i]} fields; the header has {width}"
+        reasons[records.unterminated_quote[1:]] = "row has a quoted field that is never closed"
+        reasons[~valid_utf8(body)] = "row is not valid UTF-8"
+    good = body.line_numbers[np.equal(reasons, None)]
+    parsed = _parse_good_csv(records, header, good, file_name)
+    unknown = [c for c in parsed.columns if c not in source.columns and c != "row_number"]
+    parsed = parsed.select(
+        "row_number",
+        *(
+            pl.col(c) if c in parsed.columns else pl.lit(None, pl.String).alias(c)
+            for c in source.columns
+        ),
+        (pl.struct(unknown).struct.json_encode() if unknown else pl.lit(None, pl.String)).alias(
+            "_extra"
+        ),
+    )
+    rows = pl.DataFrame(
+        {
+            "row_number": pl.Series(body.line_numbers, dtype=pl.Int64),
+            "_structural": pl.Series(reasons.tolist(), dtype=pl.String),
+        }
+    )
+    return rows.join(parsed, on="row_number", how="left").select(list(schema))
+
+
+def _parse_good_csv(
+    records: CsvRecords, header: list[str], good: np.ndarray, file_name: str
+) -> pl.DataFrame:
+    """Parse the well-formed records (by line number) with Polars, all columns as text."""
+    data = records.data
+    next_start = np.append(records.starts[1:], len(data))
+    if len(good) == len(records) - 1:
+        buffer = data[records.starts[0] :]
+    else:
+        keep = np.zeros(len(data), dtype=bool)
+        keep[records.starts[0] : next_start[0]] = True  # header
+        for i in np.searchsorted(records.line_numbers, good):
+            keep[records.starts[i] : next_start[i]] = True
+        buffer = np.frombuffer(data, dtype=np.uint8)[keep].tobytes()
+    if len(good) == 0:
+        frame = pl.DataFrame({name: pl.Series([], dtype=pl.String) for name in header})
+    else:
+        frame = pl.read_csv(
+            buffer,
+            has_header=True,
+            infer_schema=False,
+            quote_char='"',
+            raise_if_empty=False,
+            truncate_ragged_lines=False,
+            encoding="utf8",
+        )
+        frame.columns = [c.lstrip("\ufeff").strip() for c in frame.columns]
+    if frame.height != len(good):
+        raise RuntimeError(
+            f"{file_name}: CSV framing found {len(good)} rows but Polars parsed "
+            f"{frame.height}; please report this file"
+        )
+    return frame.with_columns(pl.Series("row_number", good, dtype=pl.Int64))
+
+
+class _BatchLoader:
+    """Loads a batch of files' records inside the caller's open transaction.
+
+    The batch is one SQL statement that decodes, parses, validates and keys every record of
+    every file (``_batch``); inserts into raw and quarantine then read from it. ``file_index``
+    tells the files apart and ``_seq`` orders records by file, then line, so that of two rows
+    with one key the earlier one loads. Duplicate detection probes the raw table with the
+    batch's keys (the small side builds the hash table) rather than loading all keys ever seen.
     """
 
     def __init__(
         self,
         conn: duckdb.DuckDBPyConnection,
         source: Source,
-        file_name: str,
-        sha256: str,
+        files: list[_Landed],
         loaded_at: datetime,
     ) -> None:
         self.conn = conn
         self.source = source
-        self.file_name = file_name
-        self.sha256 = sha256
+        self.files = files
         self.loaded_at = loaded_at
 
     # -- structure: JSON Lines ----------------------------------------------------------------
     def _jsonl_fields_sql(self) -> str:
-        """SQL over ``_records`` giving row_number, _text, the fields and a structural reason."""
+        """SQL over ``_records`` giving the keys, _text, the fields and a structural reason."""
         s = self.source
         picks = ", ".join(f"s.{_quote(key)} AS {_quote(col)}" for col, key, _ in s.fields)
         required_all_null = " AND ".join(f"{_quote(c)} IS NULL" for c in s.required)
         known = ", ".join(_sql_literal(key) for _, key, _ in s.fields)
         patch = "{" + ", ".join(f'"{key}": null' for _, key, _ in s.fields) + "}"
         return f"""
-            SELECT row_number, _text, {", ".join(_quote(c) for c in s.columns)},
+            SELECT file_index, row_number, _text, {", ".join(_quote(c) for c in s.columns)},
                    CASE WHEN s IS NOT NULL AND len(list_filter(json_keys(_text),
                                                                lambda k: k NOT IN ({known}))) > 0
                         THEN json_merge_patch(_text, '{patch}') END AS _extra,
@@ -127,114 +255,40 @@ class _FileLoader:
                                    lower(json_type(_text)))
                    END AS _structural
             FROM (
-                SELECT row_number, _text, {picks}, s
+                SELECT file_index, row_number, _text, {picks}, s
                 FROM (
-                    SELECT row_number, _text,
+                    SELECT file_index, row_number, _text,
                            CASE WHEN json_valid(_text)
                                 THEN json_transform(_text, '{_struct_type(s)}') END AS s
-                    FROM (SELECT row_number, {_DECODE} AS _text FROM _records)
+                    FROM (SELECT file_index, row_number, {_DECODE} AS _text FROM _records)
                 )
             )
         """
 
-    # -- structure: CSV -----------------------------------------------------------------------
-    def _csv_fields_sql(self, records: CsvRecords) -> str:
-        """Register the file's records and its Polars-parsed well-formed rows; return the SQL
-        giving row_number, _text, the fields, ``_extra`` and a structural reason."""
+    def _frame(self) -> tuple[list[Records], str]:
+        """Frame every file, register the batch's records as ``_records``; returns each file's
+        records (for quarantine text) and the SQL giving the fields and structural reasons."""
         s = self.source
-        nulls = ", ".join(f"NULL::VARCHAR AS {_quote(c)}" for c in s.columns)
-        if len(records) == 0:
-            return (
-                f"SELECT NULL::BIGINT AS row_number, {nulls}, "
-                "NULL::JSON AS _extra, NULL::VARCHAR AS _structural WHERE false"
-            )
-        header = [
-            h.strip()
-            for h in pl.read_csv(
-                records.text(0).lstrip("\ufeff").encode(),
-                has_header=True,
-                infer_schema=False,
-                n_rows=0,
-            ).columns
-        ]
-        width = len(header)
-        missing = [c for c in s.required if c not in header]
-        table = Records(
-            records.data, records.starts[1:], records.ends[1:], records.line_numbers[1:]
-        ).to_arrow()
-        table = table.append_column("field_count", pa.array(records.field_counts[1:]))
-        table = table.append_column("unterminated", pa.array(records.unterminated_quote[1:]))
-        self.conn.register("_records", table)
-        if missing:
-            structural = (
-                f"format('required column {missing[0]} is missing from the header "
-                f"(columns: {{}})', {_sql_literal(', '.join(header))})"
-            )
-        else:
-            structural = f"""CASE
-                 WHEN _text IS NULL THEN 'row is not valid UTF-8'
-                 WHEN unterminated THEN 'row has a quoted field that is never closed'
-                 WHEN field_count <> {width}
-                   THEN format('row has {{}} fields; the header has {width}', field_count)
-               END"""
-        self.conn.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _structure AS
-            SELECT row_number, {structural} AS _structural
-            FROM (SELECT row_number, field_count, unterminated,
-                         CASE WHEN utf8_ok THEN '' END AS _text FROM _records)
-        """)
-        good = self.conn.execute(
-            "SELECT row_number FROM _structure WHERE _structural IS NULL ORDER BY row_number"
-        ).fetchnumpy()["row_number"]
-        parsed = self._parse_good_csv(records, header, np.asarray(good, dtype=np.int64))
-        self.conn.register("_csv", parsed)
-        unknown = [c for c in parsed.column_names if c not in s.columns and c != "row_number"]
-        picks = ", ".join(
-            f"c.{_quote(col)}" if col in parsed.column_names else f"NULL::VARCHAR AS {_quote(col)}"
-            for col in s.columns
+        framed: list[Records] = []
+        tables = []
+        for index, landed in enumerate(self.files):
+            if s.format == "csv":
+                records: Records = frame_csv(landed.data)
+                table = _csv_rows(s, records, landed.file_name).to_arrow()  # type: ignore[arg-type]
+            else:
+                records = frame_lines(landed.data)
+                table = records.to_arrow()
+            framed.append(records)
+            file_index = pa.array(np.full(table.num_rows, index, np.int32))
+            tables.append(table.append_column("file_index", file_index))
+        self.conn.register("_records", pa.concat_tables(tables, promote_options="permissive"))
+        if s.format == "jsonl":
+            return framed, self._jsonl_fields_sql()
+        columns = ", ".join(_quote(c) for c in s.columns)
+        return framed, (
+            f"SELECT file_index, row_number, {columns}, CAST(_extra AS JSON) AS _extra, "
+            "_structural FROM _records"
         )
-        extra = (
-            "json_object(" + ", ".join(f"{_sql_literal(c)}, c.{_quote(c)}" for c in unknown) + ")"
-            if unknown
-            else "NULL::JSON"
-        )
-        return f"""
-            SELECT r.row_number, {picks},
-                   CASE WHEN r._structural IS NULL THEN {extra} END AS _extra, r._structural
-            FROM _structure r LEFT JOIN _csv c USING (row_number)
-        """
-
-    def _parse_good_csv(self, records: CsvRecords, header: list[str], good: np.ndarray) -> pa.Table:
-        """Parse the well-formed records with Polars; row numbers come from the framing."""
-        data = records.data
-        next_start = np.append(records.starts[1:], len(data))
-        if len(good) == len(records) - 1:
-            buffer = data[records.starts[0] :]
-        else:
-            keep = np.zeros(len(data), dtype=bool)
-            keep[records.starts[0] : next_start[0]] = True  # header
-            for i in np.searchsorted(records.line_numbers, good):
-                keep[records.starts[i] : next_start[i]] = True
-            buffer = np.frombuffer(data, dtype=np.uint8)[keep].tobytes()
-        if len(good) == 0:
-            frame = pl.DataFrame({name: pl.Series([], dtype=pl.String) for name in header})
-        else:
-            frame = pl.read_csv(
-                buffer,
-                has_header=True,
-                infer_schema=False,
-                quote_char='"',
-                raise_if_empty=False,
-                truncate_ragged_lines=False,
-                encoding="utf8",
-            )
-            frame.columns = [c.lstrip("\ufeff").strip() for c in frame.columns]
-        if frame.height != len(good):
-            raise RuntimeError(
-                f"{self.file_name}: CSV framing found {len(good)} rows but Polars parsed "
-                f"{frame.height}; please report this file"
-            )
-        return frame.with_columns(pl.Series("row_number", good)).to_arrow()
 
     # -- the batch: contract rules, keys, normalised forms ------------------------------------
     def _build_batch(self, fields_sql: str) -> None:
@@ -254,14 +308,14 @@ class _FileLoader:
         self.conn.execute(f"""
             CREATE OR REPLACE TEMP TABLE _batch AS
             SELECT * EXCLUDE ({"_text, " if s.format == "jsonl" else ""}_structural)
-                   {derived} {phones}
+                   {derived} {phones},
+                   CAST(file_index AS BIGINT) * 4294967296 + row_number AS _seq
             FROM (
                 SELECT *, coalesce(_structural, CASE {" ".join(branches)} END) AS _reason
                 FROM ({fields_sql})
             )
         """)
-        for view in ("_records", "_csv"):
-            self.conn.execute(f"DROP VIEW IF EXISTS {view}")
+        self.conn.execute("DROP VIEW IF EXISTS _records")
 
     def _normalise_phones(self) -> None:
         """Parse each distinct (number, region) never seen before, once, with phonenumbers."""
@@ -292,21 +346,21 @@ class _FileLoader:
         self.conn.execute("INSERT INTO ingest.phone_numbers SELECT * FROM _phones")
         self.conn.unregister("_phones")
 
-    def _insert_new(self) -> int:
-        """Insert the valid rows whose key is new; returns how many were inserted."""
+    def _insert_new(self) -> None:
+        """Insert the valid rows whose key is new."""
         s = self.source
         key = ", ".join(_quote(k) for k in s.key)
         same_key = " AND ".join(f"x.{_quote(k)} = b.{_quote(k)}" for k in s.key)
-        # Keys of this file already in raw: the batch builds the hash table, raw only probes it.
+        # Keys of this batch already in raw: the batch builds the hash table, raw only probes it.
         seen = self.conn.execute(f"""
             CREATE OR REPLACE TEMP TABLE _seen AS
             SELECT DISTINCT {key} FROM {s.raw_table}
             SEMI JOIN (SELECT {key} FROM _batch WHERE _reason IS NULL) USING ({key})
         """).fetchone()[0]
-        # Rows repeating a key earlier in this same file: only keys that occur twice matter.
+        # Rows repeating a key earlier in this batch: only keys that occur twice matter.
         repeats = self.conn.execute(f"""
             CREATE OR REPLACE TEMP TABLE _repeats AS
-            SELECT {key}, min(row_number) AS first_row FROM _batch WHERE _reason IS NULL
+            SELECT {key}, min(_seq) AS first_seq FROM _batch WHERE _reason IS NULL
             GROUP BY ALL HAVING count(*) > 1
         """).fetchone()[0]
         duplicate_filter = ""
@@ -315,7 +369,7 @@ class _FileLoader:
         if repeats:
             duplicate_filter += (
                 f" AND NOT EXISTS (SELECT 1 FROM _repeats x WHERE {same_key}"
-                " AND x.first_row <> b.row_number)"
+                " AND x.first_seq <> b._seq)"
             )
         cols = [*s.columns, *(n for n, _, _ in s.derived)]
         select = [f"b.{_quote(c)}" for c in cols]
@@ -327,63 +381,86 @@ class _FileLoader:
             )
             select.append(f"p{i}.e164")
             cols.append(phone.column)
-        inserted = self.conn.execute(
+        self.conn.execute(
             f"""
             INSERT INTO {s.raw_table}
                 ({_sql_list([_quote(c) for c in cols])}, _extra,
                  _file_name, _row_number, _file_sha256, _loaded_at)
-            SELECT {_sql_list(select)}, b._extra, ?, b.row_number, ?, ?
-            FROM _batch b {" ".join(joins)}
+            SELECT {_sql_list(select)}, b._extra, f.file_name, b.row_number, f.sha256, ?
+            FROM _batch b JOIN _files f ON f.file_index = b.file_index {" ".join(joins)}
             WHERE b._reason IS NULL {duplicate_filter}
             """,
-            [self.file_name, self.sha256, self.loaded_at],
-        ).fetchone()[0]
-        return int(inserted)
+            [self.loaded_at],
+        )
 
-    def _quarantine(self, records: Records) -> int:
-        """Insert the rejected rows with their reason and text; returns how many."""
+    def _quarantine(self, framed: list[Records]) -> None:
+        """Insert the rejected rows with their reason and their text as written in the file."""
         rejected = self.conn.execute(
-            "SELECT row_number, _reason FROM _batch WHERE _reason IS NOT NULL ORDER BY row_number"
+            "SELECT file_index, row_number, _reason FROM _batch WHERE _reason IS NOT NULL "
+            "ORDER BY file_index, row_number"
         ).fetchnumpy()
-        rows = np.asarray(rejected["row_number"], dtype=np.int64)
-        if len(rows) == 0:
-            return 0
-        index = np.searchsorted(records.line_numbers, rows)
+        if len(rejected["row_number"]) == 0:
+            return
+        texts = []
+        for index, row in zip(rejected["file_index"], rejected["row_number"], strict=True):
+            records = framed[index]
+            texts.append(records.text(int(np.searchsorted(records.line_numbers, row))))
         self.conn.register(
             "_rejected",
             pa.table(
                 {
-                    "row_number": pa.array(rows),
+                    "file_index": pa.array(rejected["file_index"], pa.int32()),
+                    "row_number": pa.array(rejected["row_number"], pa.int64()),
                     "reason": pa.array(rejected["_reason"], pa.string()),
-                    "raw_record": pa.array([records.text(int(i)) for i in index], pa.string()),
+                    "raw_record": pa.array(texts, pa.string()),
                 }
             ),
         )
         self.conn.execute(
-            "INSERT INTO audit.quarantine SELECT ?, ?, row_number, reason, raw_record, ?, ? "
-            "FROM _rejected ORDER BY row_number",
-            [self.source.name, self.file_name, self.loaded_at, self.sha256],
+            "INSERT INTO audit.quarantine SELECT ?, f.file_name, r.row_number, r.reason, "
+            "r.raw_record, ?, f.sha256 FROM _rejected r JOIN _files f USING (file_index) "
+            "ORDER BY r.file_index, r.row_number",
+            [self.source.name, self.loaded_at],
         )
         self.conn.unregister("_rejected")
-        return len(rows)
 
-    def load(self, data: bytes) -> tuple[int, int, int, int]:
-        """Load the decompressed bytes; returns (rows, loaded, quarantined, duplicate)."""
-        if self.source.format == "csv":
-            records: Records = frame_csv(data)
-            fields_sql = self._csv_fields_sql(records)  # type: ignore[arg-type]
-        else:
-            records = frame_lines(data)
-            self.conn.register("_records", records.to_arrow())
-            fields_sql = self._jsonl_fields_sql()
+    def _counts(self) -> dict[str, tuple[int, int, int]]:
+        """Per file: (rows, loaded, quarantined)."""
+        rows = self.conn.execute(
+            "SELECT f.file_name, count(b.file_index), count(b._reason) "
+            "FROM _files f LEFT JOIN _batch b USING (file_index) GROUP BY f.file_name"
+        ).fetchall()
+        loaded = dict(
+            self.conn.execute(
+                f"SELECT _file_name, count(*) FROM {self.source.raw_table} "
+                "WHERE _loaded_at = ? GROUP BY _file_name",
+                [self.loaded_at],
+            ).fetchall()
+        )
+        return {name: (total, loaded.get(name, 0), bad) for name, total, bad in rows}
+
+    def load(self) -> dict[str, tuple[int, int, int]]:
+        """Load the batch; returns per file name (rows, loaded, quarantined)."""
+        self.conn.register(
+            "_files",
+            pa.table(
+                {
+                    "file_index": pa.array(range(len(self.files)), pa.int32()),
+                    "file_name": pa.array([f.file_name for f in self.files], pa.string()),
+                    "sha256": pa.array([f.sha256 for f in self.files], pa.string()),
+                }
+            ),
+        )
+        framed, fields_sql = self._frame()
         self._build_batch(fields_sql)
         self._normalise_phones()
-        loaded = self._insert_new()
-        quarantined = self._quarantine(records)
-        rows = self.conn.execute("SELECT count(*) FROM _batch").fetchone()[0]
-        for table in ("_structure", "_batch", "_seen", "_repeats"):
+        self._insert_new()
+        self._quarantine(framed)
+        counts = self._counts()
+        for table in ("_batch", "_seen", "_repeats"):
             self.conn.execute(f"DROP TABLE IF EXISTS {table}")
-        return rows, loaded, quarantined, rows - quarantined - loaded
+        self.conn.unregister("_files")
+        return counts
 
 
 def _sql_literal(text: str) -> str:
@@ -391,21 +468,16 @@ def _sql_literal(text: str) -> str:
 
 
 def _record_file(
-    conn: duckdb.DuckDBPyConnection,
-    result: FileResult,
-    sha256: str,
-    modified_at: datetime,
-    started_at: datetime,
-    loaded_at: datetime,
+    conn: duckdb.DuckDBPyConnection, result: FileResult, landed: _Landed, started_at: datetime
 ) -> None:
     conn.execute(
         "INSERT INTO audit.loaded_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             result.source,
             result.file_name,
-            sha256,
+            landed.sha256,
             result.size_bytes,
-            modified_at,
+            landed.modified_at,
             result.status,
             result.duplicate_of,
             result.rows_in_file,
@@ -414,7 +486,7 @@ def _record_file(
             result.rows_duplicate,
             result.error,
             started_at,
-            loaded_at,
+            _now(),
         ],
     )
 
@@ -425,64 +497,74 @@ def _count_rows(source: Source, data: bytes) -> int:
     return len(frame_lines(data))
 
 
-def load_file(
-    conn: duckdb.DuckDBPyConnection,
-    source: Source,
-    path: Path,
-    file_name: str,
-    content: bytes,
-    sha256: str,
-    duplicate_of: str | None = None,
-) -> FileResult:
-    """Load one landed file in its own transaction and record it in ``audit.loaded_files``."""
+def load_batch(
+    conn: duckdb.DuckDBPyConnection, source: Source, batch: list[_Landed]
+) -> list[FileResult]:
+    """Load a batch of landed files in one transaction, recording each in audit.loaded_files."""
     started = time.perf_counter()
     started_at = _now()
-    stat = path.stat()
-    modified_at = datetime.fromtimestamp(stat.st_mtime, UTC).replace(tzinfo=None)
     conn.execute("BEGIN TRANSACTION")
     try:
-        status, error = "loaded", None
-        rows = loaded = quarantined = duplicate = 0
-        try:
-            data = decompressed(content, file_name)
-        except UnreadableFileError as exc:
-            status, error = "unreadable", str(exc)
-        if status == "loaded" and duplicate_of is not None:
-            status = "duplicate_file"
-            rows = duplicate = _count_rows(source, data)
-        elif status == "loaded":
-            loader = _FileLoader(conn, source, file_name, sha256, started_at)
-            rows, loaded, quarantined, duplicate = loader.load(data)
-        if status == "unreadable":
-            conn.execute(
-                "INSERT INTO audit.quarantine VALUES (?, ?, NULL, ?, NULL, ?, ?)",
-                [source.name, file_name, f"file cannot be read: {error}", started_at, sha256],
+        loadable = [f for f in batch if f.loadable]
+        counts = _BatchLoader(conn, source, loadable, started_at).load() if loadable else {}
+        outcomes = []
+        for landed in batch:
+            if landed.error is not None:
+                conn.execute(
+                    "INSERT INTO audit.quarantine VALUES (?, ?, NULL, ?, NULL, ?, ?)",
+                    [
+                        source.name,
+                        landed.file_name,
+                        f"file cannot be read: {landed.error}",
+                        started_at,
+                        landed.sha256,
+                    ],
+                )
+                outcomes.append(("unreadable", 0, 0, 0, 0))
+            elif landed.duplicate_of is not None:
+                rows = _count_rows(source, landed.data)
+                outcomes.append(("duplicate_file", rows, 0, 0, rows))
+            else:
+                rows, loaded, quarantined = counts[landed.file_name]
+                outcomes.append(("loaded", rows, loaded, quarantined, rows - loaded - quarantined))
+        seconds = time.perf_counter() - started
+        results = []
+        for landed, (status, rows, loaded, quarantined, duplicate) in zip(
+            batch, outcomes, strict=True
+        ):
+            result = FileResult(
+                source.name,
+                landed.file_name,
+                status,
+                rows,
+                loaded,
+                quarantined,
+                duplicate,
+                len(landed.content),
+                seconds,
+                landed.error,
+                landed.duplicate_of,
             )
-        result = FileResult(
-            source.name,
-            file_name,
-            status,
-            rows,
-            loaded,
-            quarantined,
-            duplicate,
-            len(content),
-            time.perf_counter() - started,
-            error,
-            duplicate_of,
-        )
-        _record_file(conn, result, sha256, modified_at, started_at, _now())
+            _record_file(conn, result, landed, started_at)
+            results.append(result)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return result
+    return results
 
 
 def load_source(
-    conn: duckdb.DuckDBPyConnection, source: Source | str, landing_dir: Path
+    conn: duckdb.DuckDBPyConnection,
+    source: Source | str,
+    landing_dir: Path,
+    max_batch_bytes: int | None = None,
 ) -> list[FileResult]:
-    """Load every file of the source not loaded before; returns what happened to each."""
+    """Load every file of the source not loaded before; returns what happened to each.
+
+    ``max_batch_bytes`` bounds the decompressed data of one batch (default: ``batch_bytes()``);
+    a file larger than that is a batch of its own.
+    """
     source = SOURCES[source] if isinstance(source, str) else source
     ensure_schema(conn)
     known = conn.execute(
@@ -490,12 +572,26 @@ def load_source(
         "WHERE source = ?",
         [source.name],
     ).fetchall()
-    # Each file commits on its own (exactly once), but checkpointing the WAL into the file after
-    # every commit would rewrite table data per file: checkpoint once, after the batch.
+    limit = batch_bytes() if max_batch_bytes is None else max_batch_bytes
+    # Each batch commits on its own (exactly once), but checkpointing the WAL into the file after
+    # every commit would rewrite table data per batch: checkpoint once, at the end.
     threshold = conn.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
     conn.execute("SET checkpoint_threshold = '4GB'")
+    results: list[FileResult] = []
     try:
-        results = _load_new_files(conn, source, landing_dir, known)
+        for batch in _batches(_new_files(landing_dir, source, known), limit):
+            done = load_batch(conn, source, batch)
+            for r in done:
+                log.info(
+                    "%s: %s rows: %d loaded, %d quarantined, %d duplicates",
+                    r.file_name,
+                    r.status,
+                    r.rows_loaded,
+                    r.rows_quarantined,
+                    r.rows_duplicate,
+                )
+            log.info("%s: batch of %d files in %.2fs", source.name, len(done), done[0].seconds)
+            results += done
     finally:
         conn.execute(f"SET checkpoint_threshold = '{threshold}'")
     if results:
@@ -503,15 +599,27 @@ def load_source(
     return results
 
 
-def _load_new_files(
-    conn: duckdb.DuckDBPyConnection, source: Source, landing_dir: Path, known: list[tuple]
-) -> list[FileResult]:
+def _batches(files: Iterable[_Landed], limit: int) -> Iterator[list[_Landed]]:
+    """Consecutive files grouped up to ``limit`` decompressed bytes (at least one per batch)."""
+    batch: list[_Landed] = []
+    size = 0
+    for landed in files:
+        if batch and size + len(landed.data) > limit:
+            yield batch
+            batch, size = [], 0
+        batch.append(landed)
+        size += len(landed.data)
+    if batch:
+        yield batch
+
+
+def _new_files(landing_dir: Path, source: Source, known: list[tuple]) -> Iterator[_Landed]:
+    """The source's files not loaded before, read and decompressed, in loading order."""
     seen_stat = {(name, size, mtime) for name, _, size, mtime in known}
     seen_name_sha = {(name, sha) for name, sha, _, _ in known}
     first_name_of: dict[str, str] = {}
     for name, sha, _, _ in sorted(known):
         first_name_of.setdefault(sha, name)
-    results = []
     for path in landed_files(landing_dir, source):
         file_name = path.relative_to(landing_dir).as_posix()
         stat = path.stat()
@@ -522,18 +630,10 @@ def _load_new_files(
         sha256 = hashlib.sha256(content).hexdigest()
         if (file_name, sha256) in seen_name_sha:
             continue
-        result = load_file(
-            conn, source, path, file_name, content, sha256, duplicate_of=first_name_of.get(sha256)
-        )
+        landed = _Landed(path, file_name, content, sha256, mtime, first_name_of.get(sha256))
         first_name_of.setdefault(sha256, file_name)
-        log.info(
-            "%s: %s rows: %d loaded, %d quarantined, %d duplicates (%.2fs)",
-            file_name,
-            result.status,
-            result.rows_loaded,
-            result.rows_quarantined,
-            result.rows_duplicate,
-            result.seconds,
-        )
-        results.append(result)
-    return results
+        try:
+            landed.data = decompressed(content, file_name)
+        except UnreadableFileError as exc:
+            landed.error = str(exc)
+        yield landed

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -353,22 +354,31 @@ CRASH_SCRIPT = textwrap.dedent("""
     from ingestion.warehouse import connect
 
     calls = {"n": 0}
-    original = loader._FileLoader._quarantine
+    original = loader._BatchLoader._quarantine
 
-    def crash_on_second_file(self, records):
+    def crash_on_second_batch(self, framed):
         calls["n"] += 1
         if calls["n"] == 2:
             os._exit(17)  # the process dies mid-transaction, after the raw insert
-        return original(self, records)
+        return original(self, framed)
 
-    loader._FileLoader._quarantine = crash_on_second_file
+    loader._BatchLoader._quarantine = crash_on_second_batch
     with connect(Path(sys.argv[1])) as conn:
         for source in ("contacts", "email", "calls", "web", "orders"):
             loader.load_source(conn, source, Path(sys.argv[2]))
 """)
 
 
-def test_a_crash_mid_load_then_a_rerun_equals_one_clean_run(landing, tmp_path):
+@pytest.mark.parametrize(
+    ("batch_mb", "committed"),
+    [
+        # One file per batch: the first email file committed, the second died with the process.
+        ("0", ["email/a.jsonl"]),
+        # Default batches: all email files were one batch and committed; the calls batch died.
+        ("256", ["email/a.jsonl", "email/b.jsonl", "email/c.jsonl.gz"]),
+    ],
+)
+def test_a_crash_mid_load_then_a_rerun_equals_one_clean_run(landing, tmp_path, batch_mb, committed):
     write(landing, "email/a.jsonl", jsonl(email("e1"), email("e2"), "{bad"))
     write(landing, "email/b.jsonl", jsonl(email("e2"), email("e3"), email("e4")))
     write(landing, "email/c.jsonl.gz", jsonl(email("e5")))
@@ -382,13 +392,14 @@ def test_a_crash_mid_load_then_a_rerun_equals_one_clean_run(landing, tmp_path):
         [sys.executable, "-c", CRASH_SCRIPT, str(crashed), str(landing)],
         capture_output=True,
         text=True,
+        env={**os.environ, "CRM360_INGEST_BATCH_MB": batch_mb},
     )
     assert proc.returncode == 17, proc.stderr
-    with connect(crashed, read_only=True) as conn:  # the first file committed, the second not
-        assert conn.execute("SELECT file_name FROM audit.loaded_files").fetchall() == [
-            ("email/a.jsonl",)
-        ]
-        assert conn.execute("SELECT count(*) FROM raw.email_events").fetchone() == (2,)
+    with connect(crashed, read_only=True) as conn:  # whole batches committed, the last one not
+        assert conn.execute(
+            "SELECT file_name FROM audit.loaded_files ORDER BY file_name"
+        ).fetchall() == [(name,) for name in committed]
+        assert conn.execute("SELECT count(*) FROM raw.calls").fetchone() == (0,)
     load_all(crashed, landing)
     load_all(clean, landing)
     assert snapshot(crashed) == snapshot(clean)
