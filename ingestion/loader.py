@@ -16,9 +16,12 @@ keeps both cores busy and pays them once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -111,6 +114,17 @@ class _Landed:
     duplicate_of: str | None
     data: bytes = b""
     error: str | None = None  # why the file cannot be read at all
+    records: Records | None = None  # framed, for the rows' text in quarantine
+    table: pa.Table | None = None  # the records as the batch's SQL reads them
+
+    def frame(self, source: Source) -> None:
+        """Split the data into records and shape them for the batch (no DuckDB needed)."""
+        if source.format == "csv":
+            self.records = frame_csv(self.data)
+            self.table = _csv_rows(source, self.records, self.file_name).to_arrow()
+        else:
+            self.records = frame_lines(self.data)
+            self.table = self.records.to_arrow()
 
     @property
     def loadable(self) -> bool:
@@ -265,27 +279,20 @@ class _BatchLoader:
             )
         """
 
-    def _frame(self) -> tuple[list[Records], str]:
-        """Frame every file, register the batch's records as ``_records``; returns each file's
-        records (for quarantine text) and the SQL giving the fields and structural reasons."""
+    def _register_records(self) -> str:
+        """Stack the files' framed records as ``_records``; returns the SQL giving the fields
+        and structural reasons."""
         s = self.source
-        framed: list[Records] = []
         tables = []
         for index, landed in enumerate(self.files):
-            if s.format == "csv":
-                records: Records = frame_csv(landed.data)
-                table = _csv_rows(s, records, landed.file_name).to_arrow()  # type: ignore[arg-type]
-            else:
-                records = frame_lines(landed.data)
-                table = records.to_arrow()
-            framed.append(records)
+            table = landed.table
             file_index = pa.array(np.full(table.num_rows, index, np.int32))
             tables.append(table.append_column("file_index", file_index))
         self.conn.register("_records", pa.concat_tables(tables, promote_options="permissive"))
         if s.format == "jsonl":
-            return framed, self._jsonl_fields_sql()
+            return self._jsonl_fields_sql()
         columns = ", ".join(_quote(c) for c in s.columns)
-        return framed, (
+        return (
             f"SELECT file_index, row_number, {columns}, CAST(_extra AS JSON) AS _extra, "
             "_structural FROM _records"
         )
@@ -393,7 +400,7 @@ class _BatchLoader:
             [self.loaded_at],
         )
 
-    def _quarantine(self, framed: list[Records]) -> None:
+    def _quarantine(self) -> None:
         """Insert the rejected rows with their reason and their text as written in the file."""
         rejected = self.conn.execute(
             "SELECT file_index, row_number, _reason FROM _batch WHERE _reason IS NOT NULL "
@@ -403,7 +410,7 @@ class _BatchLoader:
             return
         texts = []
         for index, row in zip(rejected["file_index"], rejected["row_number"], strict=True):
-            records = framed[index]
+            records = self.files[index].records
             texts.append(records.text(int(np.searchsorted(records.line_numbers, row))))
         self.conn.register(
             "_rejected",
@@ -451,11 +458,10 @@ class _BatchLoader:
                 }
             ),
         )
-        framed, fields_sql = self._frame()
-        self._build_batch(fields_sql)
+        self._build_batch(self._register_records())
         self._normalise_phones()
         self._insert_new()
-        self._quarantine(framed)
+        self._quarantine()
         counts = self._counts()
         for table in ("_batch", "_seen", "_repeats"):
             self.conn.execute(f"DROP TABLE IF EXISTS {table}")
@@ -579,7 +585,7 @@ def load_source(
     conn.execute("SET checkpoint_threshold = '4GB'")
     results: list[FileResult] = []
     try:
-        for batch in _batches(_new_files(landing_dir, source, known), limit):
+        for batch in _prefetched(_batches(_new_files(landing_dir, source, known), limit)):
             done = load_batch(conn, source, batch)
             for r in done:
                 log.info(
@@ -636,4 +642,45 @@ def _new_files(landing_dir: Path, source: Source, known: list[tuple]) -> Iterato
             landed.data = decompressed(content, file_name)
         except UnreadableFileError as exc:
             landed.error = str(exc)
+        if landed.loadable:
+            landed.frame(source)
         yield landed
+
+
+def _prefetched(batches: Iterator[list[_Landed]]) -> Iterator[list[_Landed]]:
+    """The batches, each read, checksummed and framed in a thread while the previous one loads.
+
+    Reading, hashing, gunzip and NumPy framing release the GIL for their heavy parts, as DuckDB
+    does while it executes, so the two overlap on separate cores. One batch waits at most.
+    """
+    handoff: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        handoff.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            handoff.put(exc)
+
+    worker = threading.Thread(target=produce, name="crm360-prefetch", daemon=True)
+    worker.start()
+    try:
+        while (item := handoff.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            handoff.get_nowait()
+        worker.join()

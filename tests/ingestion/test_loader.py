@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 
+from ingestion import loader
 from ingestion.loader import load_source
 from ingestion.sources import SOURCES
 from ingestion.warehouse import connect
@@ -356,11 +358,11 @@ CRASH_SCRIPT = textwrap.dedent("""
     calls = {"n": 0}
     original = loader._BatchLoader._quarantine
 
-    def crash_on_second_batch(self, framed):
+    def crash_on_second_batch(self):
         calls["n"] += 1
         if calls["n"] == 2:
             os._exit(17)  # the process dies mid-transaction, after the raw insert
-        return original(self, framed)
+        return original(self)
 
     loader._BatchLoader._quarantine = crash_on_second_batch
     with connect(Path(sys.argv[1])) as conn:
@@ -403,3 +405,23 @@ def test_a_crash_mid_load_then_a_rerun_equals_one_clean_run(landing, tmp_path, b
     load_all(crashed, landing)
     load_all(clean, landing)
     assert snapshot(crashed) == snapshot(clean)
+
+
+def test_prefetching_hands_over_every_batch_in_order_and_raises_the_readers_error():
+    def batches():
+        yield ["first"]
+        yield ["second"]
+        raise OSError("landing disk went away")
+
+    seen = []
+    with pytest.raises(OSError, match="landing disk went away"):
+        for batch in loader._prefetched(batches()):
+            seen.append(batch)
+    assert seen == [["first"], ["second"]]
+
+
+def test_a_consumer_that_stops_early_does_not_leave_the_reader_waiting():
+    batches = loader._prefetched(iter([[1], [2], [3], [4]]))
+    assert next(batches) == [1]
+    batches.close()  # runs the generator's cleanup: the reader thread must finish
+    assert not any(t.name == "crm360-prefetch" for t in threading.enumerate())
