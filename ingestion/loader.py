@@ -42,7 +42,7 @@ from ingestion.framing import (
     frame_lines,
     valid_utf8,
 )
-from ingestion.normalise import PHONE_CLEAN_SQL, to_e164
+from ingestion.normalise import PHONE_CLEAN_SQL, to_e164_many
 from ingestion.sources import LANDING_SUFFIXES, SOURCES, Source
 from ingestion.warehouse import ensure_schema
 
@@ -339,7 +339,7 @@ class _BatchLoader:
         """).fetchnumpy()
         if len(todo["cleaned"]) == 0:
             return
-        e164 = [to_e164(c, r) for c, r in zip(todo["cleaned"], todo["region"], strict=True)]
+        e164 = to_e164_many(list(todo["cleaned"]), list(todo["region"]))
         self.conn.register(
             "_phones",
             pa.table(

@@ -1,7 +1,13 @@
 import duckdb
 import pytest
 
-from ingestion.normalise import PHONE_CLEAN_SQL, clean_phone, to_e164
+from ingestion.normalise import (
+    PARALLEL_FROM,
+    PHONE_CLEAN_SQL,
+    clean_phone,
+    to_e164,
+    to_e164_many,
+)
 
 
 @pytest.mark.parametrize(
@@ -38,3 +44,13 @@ def test_sql_cleaning_matches_python_cleaning():
     for raw in samples:
         sql = "SELECT " + PHONE_CLEAN_SQL.format(expr="?")
         assert conn.execute(sql, [raw]).fetchone()[0] == clean_phone(raw)
+
+
+def test_many_values_parsed_across_processes_come_back_in_order():
+    """Above PARALLEL_FROM values, half are parsed in a helper process; order must hold."""
+    cleaned = [f"415555{i:04d}" for i in range(PARALLEL_FROM + 10)]
+    regions = ["US" if i % 3 else "GB" for i in range(len(cleaned))]
+    cleaned[5] = "0000000000"
+    assert to_e164_many(cleaned, regions) == [
+        to_e164(c, r) for c, r in zip(cleaned, regions, strict=True)
+    ]
