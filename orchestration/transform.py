@@ -22,9 +22,20 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
+def _project_changed_since(project: DbtProject, when: float) -> bool:
+    """Whether a model, macro, seed, test or project file is newer than ``when``."""
+    root = Path(project.project_dir)
+    files = [root / "dbt_project.yml", root / "profiles.yml"]
+    for folder in ("models", "macros", "seeds", "tests", "snapshots"):
+        files += (p for p in (root / folder).rglob("*") if p.is_file())
+    return any(p.stat().st_mtime > when for p in files if p.exists())
+
+
 def _ensure_manifest(project: DbtProject) -> Path:
-    """The manifest dagster-dbt builds assets from; `dbt parse` makes it on first use."""
-    if not project.manifest_path.exists():
+    """The manifest dagster-dbt builds assets from; `dbt parse` makes it on first use and
+    again whenever the project changed since (a stale manifest would hide new models)."""
+    manifest = project.manifest_path
+    if not manifest.exists() or _project_changed_since(project, manifest.stat().st_mtime):
         from orchestration.resources import dbt_executable
 
         DbtCliResource(
@@ -32,7 +43,7 @@ def _ensure_manifest(project: DbtProject) -> Path:
             profiles_dir=str(project.profiles_dir),
             dbt_executable=dbt_executable(),
         ).cli(["parse", "--quiet"], target_path=project.target_path).wait()
-    return project.manifest_path
+    return manifest
 
 
 class Crm360DbtTranslator(DagsterDbtTranslator):
