@@ -56,6 +56,7 @@ dev: install $(DAGSTER_HOME)/dagster.yaml
 
 bench: install
 	$(BIN)/python -m bench.ingest_bench
+	$(BIN)/python -m bench.build_bench
 
 clean:
 	rm -rf $(LANDING) warehouse .dagster_home bench/results

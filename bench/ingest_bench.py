@@ -1,8 +1,8 @@
 """Ingestion benchmark (`make bench`): speed and memory against DuckDB's own bare readers.
 
-For each size (BENCH_PEOPLE, default "100000 1000000"): generate a landing folder once (kept in
-bench/work/ and reused while the generator's inputs are unchanged), then in separate processes
-(so peak memory is each phase's own):
+For each size (BENCH_PEOPLE, default "100000 1000000"): take the first BENCH_DAYS (90) days of a
+generated landing folder (bench/landing.py: made once, kept in bench/work/), then in separate
+processes (so peak memory is each phase's own):
   1. crm360 ingestion of all five sources into a fresh warehouse, timed per source;
   2. DuckDB's bare read_csv / read_json of the same files into tables, in the same run.
 Reports rows/s and MB/s per source, peak RSS, and the ratio ingestion time / bare read time.
@@ -13,14 +13,11 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-WORK = Path(os.environ.get("BENCH_WORK", ROOT / "bench" / "work"))
+from bench.landing import DAYS, ROOT, day_view, generated, run_python, unreadable_files
+
 RESULTS = ROOT / "bench" / "results"
-DAYS = int(os.environ.get("BENCH_DAYS", "90"))
 
 INGEST = """
 import json, resource, sys, time
@@ -73,25 +70,6 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"sources": out, "peak_rss_mb": peak}))
 """
 
-GENERATE = """
-import json, resource, sys, time
-from pathlib import Path
-from ingestion.generator import generate
-t = time.perf_counter()
-generate(Path(sys.argv[1]), people=int(sys.argv[2]), days=int(sys.argv[3]))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": time.perf_counter() - t, "peak_rss_mb": peak}))
-"""
-
-
-def run_phase(script: str, *args: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"benchmark phase failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
 
 def folder_bytes(landing: Path, source: str) -> tuple[int, int]:
     """(bytes on disk, bytes decompressed) of a source folder."""
@@ -110,29 +88,18 @@ def folder_bytes(landing: Path, source: str) -> tuple[int, int]:
 
 
 def bench(people: int) -> dict:
-    landing = WORK / f"people-{people}" / "landing"
-    marker = landing.parent / "generated.json"
-    expected = {"people": people, "days": DAYS}
-    if not marker.exists() or json.loads(marker.read_text()).get("inputs") != expected:
-        shutil.rmtree(landing.parent, ignore_errors=True)
-        landing.mkdir(parents=True)
-        generated = run_phase(GENERATE, str(landing), str(people), str(DAYS))
-        marker.write_text(json.dumps({"inputs": expected, "generate": generated}))
-    generated = json.loads(marker.read_text())["generate"]
-    unreadable = []
-    files_csv = landing / "_truth" / "files.csv"
-    if files_csv.exists():
-        import csv
-
-        with files_csv.open() as f:
-            unreadable = [r["file_name"] for r in csv.DictReader(f) if r["unreadable"] == "true"]
+    full, generation = generated(people)
+    landing = full.parent / "ingest-view"
+    shutil.rmtree(landing, ignore_errors=True)
+    day_view(full, landing, DAYS)
+    unreadable = unreadable_files(full)
 
     db = landing.parent / "bench.duckdb"
     bare_db = landing.parent / "bare.duckdb"
     for f in (db, bare_db):
         f.unlink(missing_ok=True)
-    ingest = run_phase(INGEST, str(landing), str(db))
-    bare = run_phase(BARE, str(landing), str(bare_db), json.dumps(unreadable))
+    ingest = run_python(INGEST, str(landing), str(db))
+    bare = run_python(BARE, str(landing), str(bare_db), json.dumps(unreadable))
     rows = []
     for name, ing in ingest["sources"].items():
         on_disk, plain = folder_bytes(landing, name)
@@ -159,6 +126,7 @@ def bench(people: int) -> dict:
     bare_total = sum(r["bare_seconds"] for r in rows)
     for f in (db, bare_db):
         f.unlink(missing_ok=True)
+    shutil.rmtree(landing, ignore_errors=True)
     return {
         "people": people,
         "days": DAYS,
@@ -168,8 +136,9 @@ def bench(people: int) -> dict:
         "ratio_to_bare": round(total / bare_total, 2),
         "ingest_peak_rss_mb": round(ingest["peak_rss_mb"]),
         "bare_peak_rss_mb": round(bare["peak_rss_mb"]),
-        "generate_seconds": round(generated["seconds"], 1),
-        "generate_peak_rss_mb": round(generated["peak_rss_mb"]),
+        "generate_days": DAYS + 1,
+        "generate_seconds": round(generation["seconds"], 1),
+        "generate_peak_rss_mb": round(generation["peak_rss_mb"]),
     }
 
 
@@ -196,7 +165,8 @@ def show(result: dict) -> None:
         f"total: ingestion {result['ingest_seconds']} s vs bare read {result['bare_seconds']} s"
         f" -> ratio {result['ratio_to_bare']} (target <= 2.0); peak RSS ingestion "
         f"{result['ingest_peak_rss_mb']} MB (target < 4096), bare {result['bare_peak_rss_mb']}"
-        f" MB; generation {result['generate_seconds']} s, {result['generate_peak_rss_mb']} MB"
+        f" MB; generation of {result['generate_days']} days {result['generate_seconds']} s, "
+        f"{result['generate_peak_rss_mb']} MB"
     )
 
 

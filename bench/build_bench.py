@@ -1,0 +1,145 @@
+"""dbt build benchmark (`make bench`): a full build, then a one-new-day incremental build.
+
+For each size (BENCH_PEOPLE, default "100000 1000000"), on the first BENCH_DAYS (90) days of a
+generated landing folder (bench/landing.py):
+  1. ingest everything into a fresh warehouse, then `dbt build` the whole project (full build);
+  2. add the next day's files, ingest them, and `dbt build` again (incremental build).
+dbt runs as Dagster runs it, a `dbt build` subprocess on the warehouse file. Reports wall time
+per phase, the ten slowest models of each build (from dbt's run_results.json), the peak memory
+of the dbt process tree, and the ratio incremental / full (target: under 10% at 1M people).
+Results go to bench/results/build-<people>.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from bench.landing import DAYS, ROOT, day_view, generated, run_python
+
+RESULTS = ROOT / "bench" / "results"
+PROJECT = ROOT / "dbt_project"
+
+INGEST = """
+import json, sys, time
+from pathlib import Path
+from ingestion.loader import load_source
+from ingestion.sources import SOURCES
+from ingestion.warehouse import connect
+t = time.perf_counter()
+with connect(Path(sys.argv[2])) as conn:
+    rows = sum(r.rows_loaded for s in SOURCES for r in load_source(conn, s, Path(sys.argv[1])))
+print(json.dumps({"seconds": time.perf_counter() - t, "rows_loaded": rows}))
+"""
+
+
+def _peak_rss_of_tree(proc: psutil.Process, stop: threading.Event, peak: list[int]) -> None:
+    while not stop.is_set():
+        try:
+            rss = proc.memory_info().rss + sum(
+                c.memory_info().rss for c in proc.children(recursive=True)
+            )
+            peak[0] = max(peak[0], rss)
+        except psutil.Error:
+            pass
+        stop.wait(0.2)
+
+
+def dbt_build(warehouse: Path, target: Path) -> dict:
+    """`dbt build` of the whole project; wall time, peak RSS and the slowest models."""
+    dbt = Path(sys.executable).with_name("dbt")
+    args = [str(dbt), "build", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT)]
+    args += ["--target-path", str(target), "--log-path", str(target / "logs")]
+    env = {**os.environ, "CRM360_WAREHOUSE": str(warehouse)}
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    stop, peak = threading.Event(), [0]
+    tree = psutil.Process(proc.pid)
+    sampler = threading.Thread(target=_peak_rss_of_tree, args=(tree, stop, peak))
+    sampler.start()
+    out, _ = proc.communicate()
+    seconds = time.perf_counter() - started
+    stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"dbt build failed:\n{out.decode()[-6000:]}")
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    models = sorted(
+        (
+            {"node": r["unique_id"].split(".", 2)[-1], "seconds": round(r["execution_time"], 2)}
+            for r in results
+            if r["unique_id"].startswith(("model.", "seed."))
+        ),
+        key=lambda m: -m["seconds"],
+    )
+    checks = ("test.", "unit_test.")
+    tests = sum(r["execution_time"] for r in results if r["unique_id"].startswith(checks))
+    return {
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(peak[0] / 2**20),
+        "models_seconds": round(sum(m["seconds"] for m in models), 1),
+        "tests_seconds": round(tests, 1),
+        "slowest": models[:10],
+    }
+
+
+def bench(people: int) -> dict:
+    full, _ = generated(people)
+    work = full.parent / "build"
+    shutil.rmtree(work, ignore_errors=True)
+    landing, warehouse = work / "landing", work / "crm360.duckdb"
+    day_view(full, landing, DAYS)
+    ingest_full = run_python(INGEST, str(landing), str(warehouse))
+    build_full = dbt_build(warehouse, work / "target-full")
+    day_view(full, landing, DAYS + 1)
+    ingest_day = run_python(INGEST, str(landing), str(warehouse))
+    build_day = dbt_build(warehouse, work / "target-day")
+    size_gb = warehouse.stat().st_size / 1e9
+    shutil.rmtree(work, ignore_errors=True)
+    return {
+        "people": people,
+        "days": DAYS,
+        "ingest_full": ingest_full,
+        "build_full": build_full,
+        "ingest_one_day": ingest_day,
+        "build_one_day": build_day,
+        "incremental_share": round(build_day["seconds"] / build_full["seconds"], 3),
+        "warehouse_gb": round(size_gb, 2),
+    }
+
+
+def show(r: dict) -> None:
+    print(f"\n## dbt build, {r['people']:,} people, {r['days']} days + 1")
+    for phase in ("build_full", "build_one_day"):
+        b = r[phase]
+        print(
+            f"{phase}: {b['seconds']} s (models {b['models_seconds']} s, tests "
+            f"{b['tests_seconds']} s), peak RSS {b['peak_rss_mb']} MB; slowest: "
+            + ", ".join(f"{m['node']} {m['seconds']} s" for m in b["slowest"][:6])
+        )
+    print(
+        f"ingestion: {r['ingest_full']['seconds']:.1f} s, one more day "
+        f"{r['ingest_one_day']['seconds']:.1f} s; incremental build = "
+        f"{r['incremental_share']:.1%} of the full build (target < 10%); "
+        f"warehouse {r['warehouse_gb']} GB"
+    )
+
+
+def main() -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for people in [int(p) for p in os.environ.get("BENCH_PEOPLE", "100000 1000000").split()]:
+        result = bench(people)
+        (RESULTS / f"build-{people}.json").write_text(json.dumps(result, indent=2))
+        show(result)
+
+
+if __name__ == "__main__":
+    main()
