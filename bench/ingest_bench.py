@@ -6,6 +6,7 @@ processes (so peak memory is each phase's own):
   1. crm360 ingestion of all five sources into a fresh warehouse, timed per source;
   2. DuckDB's bare read_csv / read_json of the same files into tables, in the same run.
 Reports rows/s and MB/s per source, peak RSS, and the ratio ingestion time / bare read time.
+BENCH_REPEAT=N alternates the two phases N times and keeps the best time of each per source.
 Results go to bench/results/ingest-<people>.json and are printed as a table.
 """
 
@@ -18,6 +19,19 @@ from pathlib import Path
 from bench.landing import DAYS, ROOT, day_view, generated, run_python, unreadable_files
 
 RESULTS = ROOT / "bench" / "results"
+REPEAT = int(os.environ.get("BENCH_REPEAT", "1"))
+
+
+def _best(best: dict | None, run: dict) -> dict:
+    """Per source, the faster of two runs; the higher peak memory of the two."""
+    if best is None:
+        return run
+    for name, source in run["sources"].items():
+        if source["seconds"] < best["sources"][name]["seconds"]:
+            best["sources"][name] = source
+    best["peak_rss_mb"] = max(best["peak_rss_mb"], run["peak_rss_mb"])
+    return best
+
 
 INGEST = """
 import json, resource, sys, time
@@ -96,10 +110,12 @@ def bench(people: int) -> dict:
 
     db = landing.parent / "bench.duckdb"
     bare_db = landing.parent / "bare.duckdb"
-    for f in (db, bare_db):
-        f.unlink(missing_ok=True)
-    ingest = run_python(INGEST, str(landing), str(db))
-    bare = run_python(BARE, str(landing), str(bare_db), json.dumps(unreadable))
+    ingest = bare = None
+    for _ in range(REPEAT):  # alternated, best of each: less at the mercy of other load
+        for f in (db, bare_db):
+            f.unlink(missing_ok=True)
+        ingest = _best(ingest, run_python(INGEST, str(landing), str(db)))
+        bare = _best(bare, run_python(BARE, str(landing), str(bare_db), json.dumps(unreadable)))
     rows = []
     for name, ing in ingest["sources"].items():
         on_disk, plain = folder_bytes(landing, name)
