@@ -17,7 +17,8 @@ Two things break GX's SQL datasource on ``duckdb_engine`` (GX issues #10738 and 
    compiler turns into SQL: only the regex search operators ``~`` / ``!~`` differ, and are written
    as DuckDB's ``regexp_matches`` (a search, as in PostgreSQL; DuckDB's own ``~`` is a full match).
 
-Use the URL ``duckdb+crm360:///path/to/file.duckdb`` (registered on import of this module).
+Use the URL ``duckdb+crm360:///path/to/file.duckdb`` (registered on import of this module), and the
+connect argument ``search_path`` for a table asset outside ``main`` (see ``connect``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,16 @@ class GreatExpectationsDuckDBDialect(DuckDBDialect):
         # What GX reads from ``engine.dialect.dialect`` to choose a SQL flavour (see above). Set
         # on the instance: on the class, SQLAlchemy reads ``dialect`` as the dialect to load.
         self.dialect = postgresql.dialect
+
+    def connect(self, *cargs: Any, **cparams: Any) -> Any:
+        """A DuckDB connection; ``search_path`` (a connect argument) names the schemas that
+        unqualified tables are looked up in. GX reads column types with a query that leaves out
+        the schema of the table asset, so the suite's schema must be searched."""
+        search_path = cparams.pop("search_path", None)
+        conn = super().connect(*cargs, **cparams)
+        if search_path:
+            conn.execute(f"SET search_path = '{search_path}'")
+        return conn
 
 
 registry.register(f"duckdb.{DRIVER}", __name__, "GreatExpectationsDuckDBDialect")

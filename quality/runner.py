@@ -1,0 +1,135 @@
+"""Run a suite inside DuckDB with Great Expectations and say what failed, how badly and where.
+
+The warehouse is opened read-only through ``quality.gx_duckdb``, so expectations run as SQL in
+DuckDB; only metric values and a few example rows come back to Python.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import great_expectations as gx
+
+from quality.gx_duckdb import URL_SCHEME
+from quality.suites import CRITICAL, Suite
+
+EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One expectation's verdict."""
+
+    expectation: str
+    column: str | None
+    severity: str
+    success: bool
+    observed: Any
+    unexpected_count: int | None
+    examples: list = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    suite: str
+    outcomes: list[Outcome]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.success]
+
+    @property
+    def blocking(self) -> bool:
+        """Whether a critical expectation failed (downstream must not run)."""
+        return any(o.severity == CRITICAL for o in self.failed)
+
+
+def _prepared(suite: Suite, since: datetime) -> list:
+    """The suite's expectations with ``{since}`` filled in."""
+    out = []
+    for e in suite.expectations:
+        query = getattr(e, "unexpected_rows_query", None)
+        if query is not None and "{since}" in query:
+            e = copy.copy(e)
+            e.unexpected_rows_query = query.replace("{since}", since.isoformat(sep=" "))
+        out.append(e)
+    return out
+
+
+def _example_rows(engine: Any, suite: Suite, query: str) -> list[dict]:
+    """A few rows of a failed SQL expectation (GX's SUMMARY result gives only their count)."""
+    sql = query.replace("{batch}", suite.relation)
+    with engine.connect() as conn:
+        result = conn.exec_driver_sql(f"SELECT * FROM ({sql}) LIMIT {EXAMPLES}")
+        return [dict(row._mapping) for row in result]
+
+
+def _outcome(result: Any) -> Outcome:
+    config = result.expectation_config
+    kwargs = config.kwargs
+    details = result.result or {}
+    info = result.exception_info or {}
+    error = None
+    if info.get("raised_exception"):
+        error = info.get("exception_message")
+    else:  # several metrics: any that raised
+        for value in info.values() if isinstance(info, dict) else []:
+            if isinstance(value, dict) and value.get("raised_exception"):
+                error = value.get("exception_message")
+    examples = details.get("partial_unexpected_list") or []
+    observed = details.get("observed_value")
+    return Outcome(
+        expectation=config.type,
+        column=kwargs.get("column") or ",".join(kwargs.get("column_list", []) or []) or None,
+        severity=str(getattr(config, "severity", None) or CRITICAL).split(".")[-1].lower(),
+        success=bool(result.success) and error is None,
+        observed=observed if observed is not None else details.get("unexpected_percent"),
+        unexpected_count=details.get("unexpected_count"),
+        examples=list(examples)[:EXAMPLES],
+        error=error,
+    )
+
+
+def run_suite(
+    warehouse: Path,
+    suite: Suite,
+    since: datetime | None = None,
+    docs_dir: Path | None = None,
+) -> SuiteResult:
+    """Validate ``suite`` against the warehouse file (opened read-only)."""
+    context = gx.get_context(mode="ephemeral")
+    source = context.data_sources.add_sql(
+        name="warehouse",
+        connection_string=f"{URL_SCHEME}:///{Path(warehouse).resolve()}",
+        kwargs={"connect_args": {"read_only": True, "search_path": suite.schema}},
+    )
+    try:
+        asset = source.add_table_asset(
+            name=suite.name, schema_name=suite.schema, table_name=suite.table
+        )
+        batch = asset.add_batch_definition_whole_table("all").get_batch()
+        expectations = _prepared(suite, since or datetime(1970, 1, 1))
+        validation = batch.validate(
+            gx.ExpectationSuite(name=suite.name, expectations=expectations),
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES},
+        )
+        outcomes = []
+        for result in validation.results:  # not in the suite's order
+            outcome = _outcome(result)
+            query = result.expectation_config.kwargs.get("unexpected_rows_query")
+            if query is not None and not outcome.success and outcome.error is None:
+                examples = _example_rows(source.get_engine(), suite, query)
+                outcome = replace(outcome, examples=examples)
+            outcomes.append(outcome)
+    finally:
+        # Close every read-only connection: DuckDB lets a process hold one file under one
+        # configuration only, and the pipeline writes the file next.
+        if "batch" in locals():
+            batch.data.execution_engine.close()
+        source.get_engine().dispose()
+    return SuiteResult(suite.name, outcomes)
