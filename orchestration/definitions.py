@@ -4,6 +4,7 @@ from dagster import Definitions, in_process_executor
 
 from orchestration.automation import daily_schedule, landing_sensor, pipeline_job
 from orchestration.ingest import raw_assets, raw_checks
+from orchestration.quality import raw_suite_checks
 from orchestration.resources import default_resources
 from orchestration.transform import crm360_dbt_models
 
@@ -12,7 +13,7 @@ def build_defs() -> Definitions:
     """Definitions with resources read from the environment now (see default_resources)."""
     return Definitions(
         assets=[*raw_assets, crm360_dbt_models],
-        asset_checks=[*raw_checks],
+        asset_checks=[*raw_checks, *raw_suite_checks],
         jobs=[pipeline_job],
         sensors=[landing_sensor],
         schedules=[daily_schedule],

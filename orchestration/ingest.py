@@ -1,5 +1,7 @@
 """Ingestion assets: one per landing source, each guarded by a blocking row-accounting check."""
 
+from datetime import UTC, datetime
+
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -21,6 +23,8 @@ from orchestration.resources import Landing, Warehouse
 from quality.accounting import account_source
 
 WAREHOUSE_POOL = "duckdb_warehouse"
+LOAD_STARTED_AT = "load_started_at"
+"""Materialisation metadata: when the load began (UTC), so checks can judge this load's files."""
 
 
 def raw_asset_key(source: Source) -> AssetKey:
@@ -50,6 +54,7 @@ def build_raw_asset(source: Source) -> AssetsDefinition:
     def _raw(
         context: AssetExecutionContext, warehouse: Warehouse, landing: Landing
     ) -> MaterializeResult:
+        started_at = datetime.now(UTC).replace(tzinfo=None)
         with warehouse.connect() as conn:
             results = load_source(conn, source, landing.folder)
             total_rows = conn.execute(f"SELECT count(*) FROM {source.raw_table}").fetchone()[0]
@@ -59,6 +64,7 @@ def build_raw_asset(source: Source) -> AssetsDefinition:
         files = [r.__dict__ for r in results]
         return MaterializeResult(
             metadata={
+                LOAD_STARTED_AT: started_at.isoformat(),
                 "new_files": len(results),
                 "rows_loaded": sum(r.rows_loaded for r in results),
                 "rows_quarantined": sum(r.rows_quarantined for r in results),

@@ -1,6 +1,6 @@
 """Run every asset of the project in-process and tell the user what happened."""
 
-from dagster import DagsterEventType, ExecuteInProcessResult
+from dagster import AssetCheckSeverity, DagsterEventType, ExecuteInProcessResult
 
 from ingestion.warehouse import landing_path, warehouse_path
 from orchestration.automation import PIPELINE_JOB_NAME
@@ -10,23 +10,43 @@ from orchestration.instance import project_instance
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
+def _check_evaluations(result: ExecuteInProcessResult, severity: AssetCheckSeverity) -> list:
+    return [
+        event.event_specific_data
+        for event in result.all_events
+        if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        and not event.event_specific_data.passed
+        and event.event_specific_data.severity == severity
+    ]
+
+
+def _sentence(evaluation, what: str) -> str:
+    key = evaluation.asset_check_key
+    detail = evaluation.description or ""
+    return f"{what} {key.asset_key.to_user_string()}:{key.name} failed" + (
+        f": {detail}" if detail else ""
+    )
+
+
+def warnings(result: ExecuteInProcessResult) -> list[str]:
+    """Checks that failed with WARN severity: shown to the user, the run goes on."""
+    return [_sentence(e, "check") for e in _check_evaluations(result, AssetCheckSeverity.WARN)]
+
+
 def failures(result: ExecuteInProcessResult) -> list[str]:
-    """Failed steps and failed blocking checks, each as a sentence naming it and why."""
+    """Failed steps and blocking checks failed with ERROR severity, each as a sentence naming
+    it and why."""
     problems = []
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE:
             error = event.step_failure_data.error
             message = error.message.strip() if error else "unknown error"
             problems.append(f"step {event.step_key} failed: {message}")
-        elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
-            evaluation = event.event_specific_data
-            if not evaluation.passed and evaluation.blocking:
-                key = evaluation.asset_check_key
-                detail = evaluation.description or ""
-                problems.append(
-                    f"blocking check {key.asset_key.to_user_string()}:{key.name} failed"
-                    + (f": {detail}" if detail else "")
-                )
+    problems += [
+        _sentence(e, "blocking check")
+        for e in _check_evaluations(result, AssetCheckSeverity.ERROR)
+        if e.blocking
+    ]
     return problems
 
 
@@ -55,6 +75,8 @@ def run_pipeline() -> int:
         tags={"crm360/trigger": "cli"},
     )
     print("\n".join(summary_lines(result)))
+    for warning in warnings(result):
+        print(f"  warning: {warning}")
     problems = failures(result)
     if problems or not result.success:
         print(f"crm360: run {result.run_id} FAILED", flush=True)

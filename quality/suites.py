@@ -70,8 +70,11 @@ def _raw_suite(source: Source) -> Suite:
     checks: list[Expectation] = [
         exp.ExpectTableRowCountToBeBetween(
             min_value=1,
-            severity=CRITICAL,
-            description="The source has loaded rows (an empty raw table means nothing arrives).",
+            severity=WARNING,
+            description=(
+                "The source has loaded rows. A warning: a deployment may not use every source, "
+                "but an empty table usually means its exports do not arrive."
+            ),
         ),
         exp.UnexpectedRowsExpectation(
             unexpected_rows_query=(

@@ -6,14 +6,14 @@ from ingestion.sources import SOURCES
 from orchestration.definitions import defs
 
 
-def test_one_raw_asset_per_source_with_a_blocking_accounting_check():
+def test_one_raw_asset_per_source_with_blocking_accounting_and_suite_checks():
     graph = defs.resolve_asset_graph()
     keys = set(graph.get_all_asset_keys())
     for source in SOURCES.values():
         key = AssetKey(["raw", source.table])
         assert key in keys
         checks = [c for c in graph.asset_check_keys if c.asset_key == key]
-        assert [c.name for c in checks] == ["rows_accounted_for"]
+        assert sorted(c.name for c in checks) == ["great_expectations", "rows_accounted_for"]
         assert all(graph.get_check_spec(c).blocking for c in checks)
 
 
