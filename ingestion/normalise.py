@@ -46,7 +46,10 @@ def to_e164(cleaned: str | None, region: str | None) -> str | None:
     """E.164 form of a cleaned number, or None when it is not a valid number anywhere.
 
     National numbers are read in the record's country. Switches and people also write
-    international numbers without '+' ("0082 10…" or "821…"), so those forms are tried next.
+    international numbers without '+' ("0082 10…" or "821…"): digits that begin with the
+    country's own calling code are read as international first (so "49 170 …" in Germany is not
+    taken as a national number and given a second +49). Without a country, only numbers written
+    internationally ('+' or '00') are accepted: guessing would invent identifiers.
     """
     if not cleaned:
         return None
@@ -56,10 +59,15 @@ def to_e164(cleaned: str | None, region: str | None) -> str | None:
         return None
     if cleaned.startswith("+"):
         return _valid_e164("+" + digits, None)
-    candidates = [(digits, region)] if region else []
+    candidates = []
+    if region:
+        calling_code = str(phonenumbers.country_code_for_region(region))
+        if calling_code != "0" and digits.startswith(calling_code) and len(digits) >= 10:
+            candidates.append(("+" + digits, None))
+        candidates.append((digits, region))
     if digits.startswith("00"):
         candidates.append(("+" + digits[2:], None))
-    if len(digits) >= 10:
+    if region and len(digits) >= 10:
         candidates.append(("+" + digits, None))
     for text, reg in candidates:
         e164 = _valid_e164(text, reg)

@@ -27,6 +27,11 @@ from ingestion.normalise import (
         ("138 1234 5678", "CN", "+8613812345678"),  # Chinese mobile
         ("054-555-1234", "IL", "+972545551234"),  # Israeli mobile
         ("030 123456", "DE", "+4930123456"),
+        ("49 170 2270 7169", "DE", "+4917022707169"),  # international without '+', own country
+        ("031 91781 6353", "BR", "+5531917816353"),
+        ("31 91781-6353", "BR", "+5531917816353"),  # national without trunk prefix
+        ("31 91781-6353", None, None),  # no country: not guessed (it would read as Dutch)
+        ("00 55 31 91781 3293", None, "+5531917813293"),  # international without a country
         ("+44 20 7946 0018 ext. 12", None, "+442079460018"),  # extension dropped
         ("0000000000", "US", None),  # placeholder is not a number
         ("12", "US", None),
