@@ -1,0 +1,190 @@
+{#- One row per candidate record of probabilistic matching: every CRM contact at its current
+    version and every order at its newest version, with names, address, postcode and date of
+    birth normalised so that Splink compares like with like. Portable SQL only (lower, trim,
+    translate, replace, least/greatest, dbt.concat): the same model builds on Spark.
+
+    Normalising a name or address: lower case; Latin diacritics folded with one translate()
+    (Žalgirio -> zalgirio, Geißler -> geissler); punctuation dropped; inner spaces removed for
+    addresses and postcodes (spelling of the gaps differs more than the text). Scripts without
+    case (Hangul, Han, Hebrew, Kana) pass through unchanged: they are compared as written. -#}
+
+{{ config(materialized='table') }}
+
+{%- set fold_from = 'àáâãäåāăąçćčĉċďđèéêëēĕėęěĝğġģĥħìíîïĩīĭįıĵķĺļľŀłñńņňòóôõöøōŏőŕŗřśŝşšţťŧùúûüũūŭůűųŵýÿŷźżž' -%}
+{%- set fold_to = 'aaaaaaaaacccccddeeeeeeeeegggghhiiiiiiiiijklllllnnnnooooooooorrrsssstttuuuuuuuuuuwyyyzzz' -%}
+
+{#- `@` stands for the column. A name part: folded, spaces and punctuation dropped (o'brien =
+    obrien, jean-luc = jeanluc). An address line or postcode: the same, more punctuation. -#}
+{%- set folded = "translate(replace(lower(trim(@)), 'ß', 'ss'), '" ~ fold_from ~ "', '" ~ fold_to ~ "')" -%}
+{%- set name_norm = "nullif(translate(" ~ folded ~ ", ' .,''’-_', ''), '')" -%}
+{%- set compact_norm = "nullif(translate(" ~ folded ~ ", ' .,''’-_#/()', ''), '')" -%}
+
+with
+
+contacts as (
+
+    select * from {{ ref('stg_contacts__contacts') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('stg_orders__orders') }}
+
+),
+
+nicknames as (
+
+    select * from {{ ref('nicknames') }}
+
+),
+
+contact_records as (
+
+    select
+        'contacts' as source,
+        contact_id as source_record_id,
+        first_name,
+        last_name,
+        address1,
+        city,
+        postal_code,
+        country,
+        cast(date_of_birth as {{ dbt.type_string() }}) as date_of_birth,
+        email_normalized
+    from contacts
+
+),
+
+{#- An order is one person's name and address: the billing address, else the shipping
+    address, else the customer object (guest checkouts have no customer object). -#}
+order_records as (
+
+    select
+        'orders' as source,
+        order_id as source_record_id,
+        coalesce(
+            {{ clean_text('billing_first_name') }},
+            {{ clean_text('shipping_first_name') }},
+            {{ clean_text('customer_first_name') }}
+        ) as first_name,
+        coalesce(
+            {{ clean_text('billing_last_name') }},
+            {{ clean_text('shipping_last_name') }},
+            {{ clean_text('customer_last_name') }}
+        ) as last_name,
+        coalesce({{ clean_text('billing_address1') }}, {{ clean_text('shipping_address1') }}) as address1,
+        coalesce({{ clean_text('billing_city') }}, {{ clean_text('shipping_city') }}) as city,
+        coalesce({{ clean_text('billing_zip') }}, {{ clean_text('shipping_zip') }}) as postal_code,
+        upper(coalesce({{ clean_text('billing_country_code') }}, {{ clean_text('shipping_country_code') }}))
+            as country,
+        cast(null as {{ dbt.type_string() }}) as date_of_birth,
+        coalesce(email_normalized, customer_email_normalized) as email_normalized
+    from orders
+
+),
+
+unioned as (
+
+    select * from contact_records
+    union all
+    select * from order_records
+
+),
+
+normalised as (
+
+    select
+        source,
+        source_record_id,
+        {{ name_norm | replace('@', 'first_name') }} as first_name_norm,
+        {{ name_norm | replace('@', 'last_name') }} as last_name_norm,
+        {{ compact_norm | replace('@', 'address1') }} as address_norm,
+        nullif(translate({{ folded | replace('@', 'city') }}, ' .,''’-', ''), '') as city_norm,
+        {{ compact_norm | replace('@', 'postal_code') }} as postcode_norm,
+        nullif(upper(trim(country)), '') as country,
+        nullif(trim(date_of_birth), '') as date_of_birth,
+        email_normalized,
+        -- a script with upper and lower case (Latin, Greek, Cyrillic) vs one without (Hangul,
+        -- Han, Hebrew, Kana): names in different scripts cannot be compared letter by letter
+        upper(first_name) <> lower(first_name) as first_name_is_cased,
+        upper(last_name) <> lower(last_name) as last_name_is_cased
+    from unioned
+
+),
+
+keyed as (
+
+    select
+        {{ dbt.concat(["normalised.source", "':'", "normalised.source_record_id"]) }} as record_key,
+        normalised.source,
+        normalised.source_record_id,
+        normalised.first_name_norm,
+        normalised.last_name_norm,
+        coalesce(nicknames.first_name, normalised.first_name_norm) as first_name_canonical,
+        -- order-insensitive full name: swapped first and last names give the same key
+        case
+            when normalised.first_name_norm is not null and normalised.last_name_norm is not null
+                then {{ dbt.concat([
+                    "least(normalised.first_name_norm, normalised.last_name_norm)", "' '",
+                    "greatest(normalised.first_name_norm, normalised.last_name_norm)"
+                ]) }}
+        end as full_name_key,
+        normalised.first_name_is_cased,
+        normalised.last_name_is_cased,
+        normalised.address_norm,
+        normalised.city_norm,
+        normalised.postcode_norm,
+        -- postcodes are only comparable within a country (US and DE both use 5 digits)
+        case
+            when normalised.postcode_norm is not null
+                then {{ dbt.concat(["coalesce(normalised.country, '')", "':'", "normalised.postcode_norm"]) }}
+        end as postcode_key,
+        -- one street address: the street line within its postcode
+        case
+            when normalised.address_norm is not null and normalised.postcode_norm is not null
+                then {{ dbt.concat([
+                    "coalesce(normalised.country, '')", "':'", "normalised.postcode_norm", "':'",
+                    "normalised.address_norm"
+                ]) }}
+        end as address_key,
+        normalised.country,
+        normalised.date_of_birth,
+        -- not compared (identifiers are the deterministic graph's job): it only sizes the prior
+        normalised.email_normalized
+    from normalised
+    left join nicknames
+        on normalised.first_name_norm = nicknames.nickname
+    where normalised.first_name_norm is not null or normalised.last_name_norm is not null
+
+),
+
+{#- Two people known by one name at one street address: the same full name and street address
+    with two different dates of birth (a parent and child of the same name, namesakes in one
+    household). A record with that name there cannot be told from the other by name and
+    address alone. -#}
+shared_name_places as (
+
+    select
+        full_name_key,
+        address_key
+    from keyed
+    where full_name_key is not null and address_key is not null and date_of_birth is not null
+    group by full_name_key, address_key
+    having count(distinct date_of_birth) >= 2
+
+),
+
+final as (
+
+    select
+        keyed.*,
+        shared_name_places.full_name_key is not null as name_place_shared
+    from keyed
+    left join shared_name_places
+        on keyed.full_name_key = shared_name_places.full_name_key
+        and keyed.address_key = shared_name_places.address_key
+
+)
+
+select * from final
