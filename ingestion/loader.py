@@ -458,10 +458,17 @@ class _BatchLoader:
                 }
             ),
         )
-        self._build_batch(self._register_records())
-        self._normalise_phones()
-        self._insert_new()
-        self._quarantine()
+        phases = {}
+        for name, step in (
+            ("build", lambda: self._build_batch(self._register_records())),
+            ("phones", self._normalise_phones),
+            ("insert", self._insert_new),
+            ("quarantine", self._quarantine),
+        ):
+            started = time.perf_counter()
+            step()
+            phases[name] = round(time.perf_counter() - started, 2)
+        log.debug("%s: batch phases (s): %s", self.source.name, phases)
         counts = self._counts()
         for table in ("_batch", "_seen", "_repeats"):
             self.conn.execute(f"DROP TABLE IF EXISTS {table}")

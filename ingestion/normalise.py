@@ -7,9 +7,13 @@ the loader keeps the answers in ``ingest.phone_numbers`` so a value is parsed on
 
 from __future__ import annotations
 
-import multiprocessing
 import re
-from concurrent.futures import ProcessPoolExecutor
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterable
+from typing import TextIO
 
 import phonenumbers
 
@@ -79,25 +83,50 @@ def to_e164(cleaned: str | None, region: str | None) -> str | None:
 PARALLEL_FROM = 20_000
 """Fewer values than this are parsed in-process: a helper process costs more than it saves."""
 
-_helper: ProcessPoolExecutor | None = None
+_LINE_BREAKING = re.compile(r"[\t\r\n]")  # cannot travel in the helper's line protocol
+_HELPER = "import sys; from ingestion.normalise import _serve; _serve(sys.stdin, sys.stdout)"
 
 
-def _parse_all(cleaned: list[str], regions: list[str]) -> list[str | None]:
-    return [to_e164(c, r) for c, r in zip(cleaned, regions, strict=True)]
+def _serve(lines: Iterable[str], out: TextIO) -> None:
+    """The helper process: one "cleaned<TAB>region" per line in, one E.164 (or "") per line out."""
+    for line in lines:
+        cleaned, _, region = line.rstrip("\n").partition("\t")
+        out.write((to_e164(cleaned, region) or "") + "\n")
+    out.flush()
 
 
 def to_e164_many(cleaned: list[str], regions: list[str]) -> list[str | None]:
     """:func:`to_e164` of many values, in the same order.
 
     Parsing is pure Python (about 25 µs a value), so a large set is split: a helper process
-    parses one half while this process parses the other, using the second core.
+    (a plain ``python -c``, independent of how this program was started) parses one half while
+    this process parses the other, using the second core.
     """
-    global _helper
-    if len(cleaned) < PARALLEL_FROM:
-        return _parse_all(cleaned, regions)
-    if _helper is None:  # spawned, not forked: the parent holds DuckDB's threads
-        _helper = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    if len(cleaned) < PARALLEL_FROM or any(_LINE_BREAKING.search(r or "") for r in regions):
+        return [to_e164(c, r) for c, r in zip(cleaned, regions, strict=True)]
     half = len(cleaned) // 2
-    theirs = _helper.submit(_parse_all, cleaned[:half], regions[:half])
-    mine = _parse_all(cleaned[half:], regions[half:])
-    return theirs.result() + mine
+    with tempfile.TemporaryFile("w+") as answers:
+        helper = subprocess.Popen(
+            [sys.executable, "-c", _HELPER],
+            stdin=subprocess.PIPE,
+            stdout=answers,
+            text=True,
+        )
+        feeder = threading.Thread(
+            target=_feed, args=(helper.stdin, cleaned[:half], regions[:half]), daemon=True
+        )
+        feeder.start()
+        mine = [to_e164(c, r) for c, r in zip(cleaned[half:], regions[half:], strict=True)]
+        feeder.join()
+        if helper.wait() != 0:
+            raise RuntimeError(f"phone number helper process failed (exit {helper.returncode})")
+        answers.seek(0)
+        theirs = [line.rstrip("\n") or None for line in answers]
+    if len(theirs) != half:
+        raise RuntimeError(f"phone number helper answered {len(theirs)} of {half} values")
+    return theirs + mine
+
+
+def _feed(pipe: TextIO, cleaned: list[str], regions: list[str]) -> None:
+    with pipe:
+        pipe.writelines(f"{c}\t{r or ''}\n" for c, r in zip(cleaned, regions, strict=True))

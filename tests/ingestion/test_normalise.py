@@ -59,3 +59,10 @@ def test_many_values_parsed_across_processes_come_back_in_order():
     assert to_e164_many(cleaned, regions) == [
         to_e164(c, r) for c, r in zip(cleaned, regions, strict=True)
     ]
+
+
+def test_a_region_that_would_break_the_helpers_lines_is_parsed_in_process():
+    cleaned = ["4155550142"] * (PARALLEL_FROM + 1)
+    regions = ["US"] * PARALLEL_FROM + ["U\nS"]
+    expected = [to_e164(c, r) for c, r in zip(cleaned, regions, strict=True)]
+    assert to_e164_many(cleaned, regions) == expected
