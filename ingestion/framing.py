@@ -53,28 +53,27 @@ class Records:
         return self.data[self.starts[i] : self.ends[i]].decode("utf-8", errors="replace")
 
     def to_arrow(self) -> pa.Table:
-        """Zero-copy Arrow table (row_number, raw, utf8_ok) over the buffer, for DuckDB.
+        """Zero-copy Arrow table (row_number, text) over the buffer, for DuckDB.
 
-        Each ``raw`` value runs from the record's start to the next record's start, so it may
+        Each ``text`` value runs from the record's start to the next record's start, so it may
         end with the line end (and blank lines): whitespace that JSON parsing ignores. The exact
         text of a record, for quarantine, is :meth:`text`. UTF-8 validity is decided per record,
-        so one bad byte cannot spoil the whole file.
+        so one bad byte cannot spoil the whole file: a record that is not UTF-8 is null here
+        (its bytes stay in the buffer, masked), which spares DuckDB decoding every record.
         """
         offsets = np.empty(len(self.starts) + 1, dtype=np.int64)
         offsets[:-1] = self.starts
         offsets[-1] = len(self.data)
-        raw = pa.LargeBinaryArray.from_buffers(
-            pa.large_binary(),
+        ok = valid_utf8(self)
+        validity = None if ok.all() else pa.py_buffer(np.packbits(ok, bitorder="little"))
+        text = pa.LargeStringArray.from_buffers(
             len(self.starts),
-            [None, pa.py_buffer(offsets), pa.py_buffer(self.data)],
+            pa.py_buffer(offsets),
+            pa.py_buffer(self.data),
+            validity,
+            null_count=int(len(ok) - ok.sum()),
         )
-        return pa.table(
-            {
-                "row_number": pa.array(self.line_numbers, pa.int64()),
-                "raw": raw,
-                "utf8_ok": pa.array(valid_utf8(self)),
-            }
-        )
+        return pa.table({"row_number": pa.array(self.line_numbers, pa.int64()), "text": text})
 
 
 CHUNK_BYTES = 1 << 20

@@ -1,7 +1,7 @@
 """Exactly-once loading of landing files into ``raw``, with every row accounted for.
 
 New files of a source are loaded in batches (consecutive files up to ``CRM360_INGEST_BATCH_MB``
-of decompressed data, default 256). Each batch is one transaction: frame every file into records
+of decompressed data, default 192). Each batch is one transaction: frame every file into records
 (NumPy), decode and validate all records of the batch in one DuckDB SQL pass, quarantine the rows
 that break the contract with a reason, recognise rows whose key was already loaded (earlier or in
 an earlier file of the batch), insert the rest into ``raw.<table>`` with lineage, and record each
@@ -85,11 +85,7 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-# Record text (with its trailing line end, which JSON ignores); NULL for bytes that are not UTF-8.
-_DECODE = "CASE WHEN utf8_ok THEN decode(raw) END"
-
-
-DEFAULT_BATCH_MB = 256
+DEFAULT_BATCH_MB = 192
 
 
 def batch_bytes() -> int:
@@ -108,7 +104,7 @@ class _Landed:
 
     path: Path
     file_name: str
-    content: bytes
+    size_bytes: int  # as landed (compressed for .gz)
     sha256: str
     modified_at: datetime
     duplicate_of: str | None
@@ -274,7 +270,7 @@ class _BatchLoader:
                     SELECT file_index, row_number, _text,
                            CASE WHEN json_valid(_text)
                                 THEN json_transform(_text, '{_struct_type(s)}') END AS s
-                    FROM (SELECT file_index, row_number, {_DECODE} AS _text FROM _records)
+                    FROM (SELECT file_index, row_number, text AS _text FROM _records)
                 )
             )
         """
@@ -553,7 +549,7 @@ def load_batch(
                 loaded,
                 quarantined,
                 duplicate,
-                len(landed.content),
+                landed.size_bytes,
                 seconds,
                 landed.error,
                 landed.duplicate_of,
@@ -643,7 +639,7 @@ def _new_files(landing_dir: Path, source: Source, known: list[tuple]) -> Iterato
         sha256 = hashlib.sha256(content).hexdigest()
         if (file_name, sha256) in seen_name_sha:
             continue
-        landed = _Landed(path, file_name, content, sha256, mtime, first_name_of.get(sha256))
+        landed = _Landed(path, file_name, len(content), sha256, mtime, first_name_of.get(sha256))
         first_name_of.setdefault(sha256, file_name)
         try:
             landed.data = decompressed(content, file_name)

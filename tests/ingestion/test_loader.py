@@ -377,7 +377,7 @@ CRASH_SCRIPT = textwrap.dedent("""
         # One file per batch: the first email file committed, the second died with the process.
         ("0", ["email/a.jsonl"]),
         # Default batches: all email files were one batch and committed; the calls batch died.
-        ("256", ["email/a.jsonl", "email/b.jsonl", "email/c.jsonl.gz"]),
+        ("192", ["email/a.jsonl", "email/b.jsonl", "email/c.jsonl.gz"]),
     ],
 )
 def test_a_crash_mid_load_then_a_rerun_equals_one_clean_run(landing, tmp_path, batch_mb, committed):

@@ -28,3 +28,21 @@ def test_sensor_schedule_and_job_exist():
     schedule = defs.resolve_schedule_def("crm360_daily")
     assert schedule.cron_schedule == "0 2 * * *"
     assert defs.resolve_job_def("crm360_pipeline")
+
+
+def test_identity_and_customer_marts_are_assets_with_their_dbt_tests_as_checks():
+    graph = defs.resolve_asset_graph()
+    for name in (
+        "identity_map",
+        "customer_identifiers",
+        "customer_id_history",
+        "customer_touchpoints",
+        "customer_360",
+    ):
+        key = AssetKey(["marts", name])
+        assert key in set(graph.get_all_asset_keys()), name
+        assert graph.get(key).group_name == "marts"
+        checks = [c.name for c in graph.asset_check_keys if c.asset_key == key]
+        assert any(c.startswith("unique_") for c in checks), (name, checks)
+    matching = AssetKey(["intermediate", "int_record_matches_scored"])
+    assert graph.get(matching).group_name == "intermediate"
