@@ -7,6 +7,7 @@ the loader keeps the answers in ``ingest.phone_numbers`` so a value is parsed on
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -105,12 +106,13 @@ def to_e164_many(cleaned: list[str], regions: list[str]) -> list[str | None]:
     if len(cleaned) < PARALLEL_FROM or any(_LINE_BREAKING.search(r or "") for r in regions):
         return [to_e164(c, r) for c, r in zip(cleaned, regions, strict=True)]
     half = len(cleaned) // 2
-    with tempfile.TemporaryFile("w+") as answers:
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as answers:
         helper = subprocess.Popen(
             [sys.executable, "-c", _HELPER],
             stdin=subprocess.PIPE,
             stdout=answers,
-            text=True,
+            encoding="utf-8",
+            env={**os.environ, "PYTHONIOENCODING": "utf-8"},
         )
         feeder = threading.Thread(
             target=_feed, args=(helper.stdin, cleaned[:half], regions[:half]), daemon=True

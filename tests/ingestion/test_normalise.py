@@ -66,3 +66,10 @@ def test_a_region_that_would_break_the_helpers_lines_is_parsed_in_process():
     regions = ["US"] * PARALLEL_FROM + ["U\nS"]
     expected = [to_e164(c, r) for c, r in zip(cleaned, regions, strict=True)]
     assert to_e164_many(cleaned, regions) == expected
+
+
+def test_regions_in_any_script_travel_to_the_helper_and_back():
+    cleaned = ["4155550142"] * (PARALLEL_FROM + 1)
+    regions = ["ÜS"] * len(cleaned)  # nonsense country, typed by someone: still answered
+    expected = [to_e164(c, r) for c, r in zip(cleaned, regions, strict=True)]
+    assert to_e164_many(cleaned, regions) == expected
