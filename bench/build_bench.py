@@ -23,9 +23,8 @@ from pathlib import Path
 
 import psutil
 
-from bench.landing import DAYS, ROOT, day_view, generated, run_python
+from bench.landing import DAYS, ROOT, day_view, generated, run_python, run_sizes
 
-RESULTS = ROOT / "bench" / "results"
 PROJECT = ROOT / "dbt_project"
 
 INGEST = """
@@ -134,11 +133,7 @@ def show(r: dict) -> None:
 
 
 def main() -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    for people in [int(p) for p in os.environ.get("BENCH_PEOPLE", "100000 1000000").split()]:
-        result = bench(people)
-        (RESULTS / f"build-{people}.json").write_text(json.dumps(result, indent=2))
-        show(result)
+    run_sizes("build", bench, show)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,8 @@ import os
 import shutil
 from pathlib import Path
 
-from bench.landing import DAYS, ROOT, day_view, generated, run_python, unreadable_files
+from bench.landing import DAYS, day_view, generated, run_python, run_sizes, unreadable_files
 
-RESULTS = ROOT / "bench" / "results"
 REPEAT = int(os.environ.get("BENCH_REPEAT", "1"))
 
 
@@ -187,11 +186,7 @@ def show(result: dict) -> None:
 
 
 def main() -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    for people in [int(p) for p in os.environ.get("BENCH_PEOPLE", "100000 1000000").split()]:
-        result = bench(people)
-        (RESULTS / f"ingest-{people}.json").write_text(json.dumps(result, indent=2))
-        show(result)
+    run_sizes("ingest", bench, show)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = Path(os.environ.get("BENCH_WORK", ROOT / "bench" / "work"))
 DAYS = int(os.environ.get("BENCH_DAYS", "90"))
 START = date(2025, 1, 1)
+RESULTS = ROOT / "bench" / "results"
 
 GENERATE = """
 import json, resource, sys, time
@@ -87,3 +89,13 @@ def unreadable_files(landing: Path) -> list[str]:
         return []
     with files_csv.open() as f:
         return [r["file_name"] for r in csv.DictReader(f) if r["unreadable"] == "true"]
+
+
+def run_sizes(name: str, bench: Callable[[int], dict], show: Callable[[dict], None]) -> None:
+    """Run a benchmark for each size of BENCH_PEOPLE (default "100000 1000000"), keeping each
+    result in bench/results/<name>-<people>.json and printing it."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for people in [int(p) for p in os.environ.get("BENCH_PEOPLE", "100000 1000000").split()]:
+        result = bench(people)
+        (RESULTS / f"{name}-{people}.json").write_text(json.dumps(result, indent=2))
+        show(result)
