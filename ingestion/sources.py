@@ -53,6 +53,9 @@ class Source:
     key_description: str
     derived: tuple[tuple[str, str, str], ...] = ()
     phones: tuple[Phone, ...] = field(default_factory=tuple)
+    # text columns with few distinct values, stored with DuckDB's dictionary compression; every
+    # other text column (ids, names, timestamps as written, JSON) is stored with zstd
+    categorical: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -100,6 +103,7 @@ CONTACTS = Source(
         ("updated_at_utc", "TIMESTAMP", utc("updated_at")),
     ),
     phones=(Phone("phone_e164", "phone", "country"),),
+    categorical=("state", "country", "lifecycle_stage", "email_opt_out"),
 )
 
 EMAIL_EVENTS = (
@@ -136,6 +140,7 @@ EMAIL = Source(
     ),
     key=("sg_event_id",),
     key_description="sg_event_id (a redelivered webhook)",
+    categorical=("event", "category", "reason", "type", "useragent"),
     derived=(
         ("email_normalized", "VARCHAR", email_norm("email")),
         (
@@ -179,6 +184,7 @@ CALLS = Source(
         ("ended_at_utc", "TIMESTAMP", utc("ended_at")),
     ),
     phones=(Phone("customer_number_e164", "customer_number", "country"),),
+    categorical=("direction", "country", "agent_id", "queue", "disposition", "csat"),
 )
 
 WEB_TYPES = ("page", "track", "identify")
@@ -212,6 +218,7 @@ WEB = Source(
     ),
     key=("message_id",),
     key_description="messageId (a client retry)",
+    categorical=("type", "event"),
     derived=(
         ("event_at", "TIMESTAMP", utc("timestamp")),
         ("traits_email_normalized", "VARCHAR", email_norm("traits->>'email'")),
@@ -248,6 +255,7 @@ ORDERS = Source(
             "format('currency {} is not a three-letter ISO 4217 code', currency)",
         ),
     ),
+    categorical=("currency", "financial_status"),
     key=("id", "version_at_utc"),
     key_description="id and updated_at, else created_at (an unchanged version re-exported)",
     derived=(

@@ -14,7 +14,7 @@ import pytest
 from ingestion import loader
 from ingestion.loader import load_source
 from ingestion.sources import SOURCES
-from ingestion.warehouse import connect
+from ingestion.warehouse import connect, key_hash_sql, key_index
 from quality.accounting import account_source
 
 CONTACT_HEADER = (
@@ -292,6 +292,47 @@ def test_duplicates_within_and_across_files_are_counted_not_loaded(landing, db):
             assert account_source(conn, source).passed
 
 
+def test_rows_sharing_a_phone_number_each_load_once(landing, db):
+    rows = [
+        f"CA-{i},inbound,{number},US,a,q,2025-06-01T00:0{i}:00Z,,,,"
+        for i, number in enumerate(["+1 415 555 0142", "(415) 555-0142", "+1 415 555 0142"])
+    ]
+    write(landing, "calls/a.csv", "\n".join([CALL_HEADER, *rows]) + "\n")
+    (result,) = load_all(db, landing)["calls"]
+    assert (result.rows_loaded, result.rows_duplicate) == (3, 0)
+    with connect(db, read_only=True) as conn:
+        assert conn.execute(
+            "SELECT call_id, customer_number_e164 FROM raw.calls ORDER BY call_id"
+        ).fetchall() == [(f"CA-{i}", "+14155550142") for i in range(3)]
+        assert conn.execute(
+            "SELECT count(*), count(DISTINCT (cleaned, region)) FROM ingest.phone_numbers"
+        ).fetchone() == (2, 2)
+
+
+def test_the_key_index_holds_each_loaded_key_and_is_rebuilt_when_missing(landing, db):
+    write(landing, "web/a.jsonl", jsonl(web("m1"), web("m2"), web("m1")))
+    write(landing, "orders/a.jsonl", jsonl(order(1), order(1, updated_at="2025-06-02T00:00:00Z")))
+    load_all(db, landing)
+
+    def index_matches_raw() -> bool:
+        with connect(db, read_only=True) as conn:
+            return all(
+                conn.execute(f"FROM {key_index(s)} ORDER BY ALL").fetchall()
+                == conn.execute(
+                    f"SELECT {key_hash_sql(s)} FROM {s.raw_table} ORDER BY 1"
+                ).fetchall()
+                for s in SOURCES.values()
+            )
+
+    assert index_matches_raw()
+    with connect(db) as conn:  # a warehouse written before the index existed
+        conn.execute(f"DELETE FROM {key_index(SOURCES['web'])}")
+    write(landing, "web/b.jsonl", jsonl(web("m2"), web("m3")))
+    (result,) = load_all(db, landing)["web"]
+    assert (result.rows_loaded, result.rows_duplicate) == (1, 1)
+    assert index_matches_raw()
+
+
 def test_same_bytes_under_another_name_and_a_rerun_load_nothing(landing, db):
     write(landing, "orders/day1.jsonl", jsonl(order(1), order(2)))
     load_all(db, landing)
@@ -346,6 +387,10 @@ def snapshot(db: Path) -> dict[str, list]:
             "rows_loaded, rows_quarantined, rows_duplicate FROM audit.loaded_files ORDER BY ALL"
         ).fetchall()
         out["phones"] = conn.execute("FROM ingest.phone_numbers ORDER BY ALL").fetchall()
+        for source in SOURCES.values():
+            out[key_index(source)] = conn.execute(
+                f"FROM {key_index(source)} ORDER BY ALL"
+            ).fetchall()
     return out
 
 
