@@ -327,11 +327,15 @@ class _BatchLoader:
         """
         if not self.source.phones:
             return
-        distinct = "SELECT DISTINCT * FROM (" + " UNION ALL ".join(
-            f"SELECT _phone_clean_{i} AS cleaned, _phone_region_{i} AS region FROM _batch "
-            f"WHERE _reason IS NULL AND _phone_clean_{i} IS NOT NULL"
-            for i in range(len(self.source.phones))
-        ) + ")"
+        distinct = (
+            "SELECT DISTINCT * FROM ("
+            + " UNION ALL ".join(
+                f"SELECT _phone_clean_{i} AS cleaned, _phone_region_{i} AS region FROM _batch "
+                f"WHERE _reason IS NULL AND _phone_clean_{i} IS NOT NULL"
+                for i in range(len(self.source.phones))
+            )
+            + ")"
+        )
         self.conn.execute(f"""
             CREATE OR REPLACE TEMP TABLE _batch_phones AS
             SELECT * FROM ingest.phone_numbers SEMI JOIN ({distinct}) USING (cleaned, region)
