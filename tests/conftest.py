@@ -57,3 +57,31 @@ def pipeline(tmp_path_factory) -> dict:
         "days": DAYS,
         "seed": SEED,
     }
+
+
+LONG_PEOPLE, LONG_DAYS, LONG_SEED = 1000, 120, 3
+
+
+@pytest.fixture(scope="session")
+def long_pipeline(tmp_path_factory) -> dict:
+    """`crm360 generate` (1,000 people, 120 days) then one `crm360 run`: enough history for
+    customers to stop buying (the generator's churners stop on day 10-70), which 14 days lack.
+    Used by the lifecycle and CLV tests. Keys: landing, warehouse, people, days, seed."""
+    root = tmp_path_factory.mktemp("long_history")
+    landing, warehouse = root / "landing", root / "crm360.duckdb"
+    env = {"DAGSTER_HOME": str(root / "dagster_home")}
+    (root / "dagster_home").mkdir()
+    generated = crm360(
+        "generate", "--out", str(landing), "--people", str(LONG_PEOPLE),
+        "--days", str(LONG_DAYS), "--seed", str(LONG_SEED), env_extra=env,
+    )  # fmt: skip
+    assert generated.returncode == 0, generated.stderr
+    run = crm360("run", "--landing", str(landing), "--warehouse", str(warehouse), env_extra=env)
+    assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-4000:]
+    return {
+        "landing": landing,
+        "warehouse": warehouse,
+        "people": LONG_PEOPLE,
+        "days": LONG_DAYS,
+        "seed": LONG_SEED,
+    }
