@@ -3,10 +3,12 @@
 For each size (BENCH_PEOPLE, default "100000 1000000"), on the first BENCH_DAYS (90) days of a
 generated landing folder (bench/landing.py):
   1. ingest everything into a fresh warehouse, then `dbt build` the whole project (full build);
-  2. add the next day's files, ingest them, and `dbt build` again (incremental build).
+  2. run every Great Expectations suite (raw and stages) on the built warehouse, timed;
+  3. add the next day's files, ingest them, and `dbt build` again (incremental build).
 dbt runs as Dagster runs it, a `dbt build` subprocess on the warehouse file. Reports wall time
 per phase, the ten slowest models of each build (from dbt's run_results.json), the peak memory
-of the dbt process tree, and the ratio incremental / full (target: under 10% at 1M people).
+of the dbt process tree, the ratio incremental / full (target: under 10% at 1M people), and the
+time quality gates add as a share of the pipeline (target: under 15%).
 Results go to bench/results/build-<people>.json.
 """
 
@@ -37,6 +39,21 @@ t = time.perf_counter()
 with connect(Path(sys.argv[2])) as conn:
     rows = sum(r.rows_loaded for s in SOURCES for r in load_source(conn, s, Path(sys.argv[1])))
 print(json.dumps({"seconds": time.perf_counter() - t, "rows_loaded": rows}))
+"""
+
+
+CHECKS = """
+import json, sys, time
+from pathlib import Path
+from quality.runner import run_suite
+from quality.suites import RAW_SUITES, STAGE_SUITES
+out = {}
+for suite in [*RAW_SUITES.values(), *STAGE_SUITES.values()]:
+    t = time.perf_counter()
+    result = run_suite(Path(sys.argv[1]), suite)
+    out[suite.name] = {"seconds": round(time.perf_counter() - t, 2),
+                       "failed": [o.expectation for o in result.failed]}
+print(json.dumps(out))
 """
 
 
@@ -98,6 +115,7 @@ def bench(people: int) -> dict:
     day_view(full, landing, DAYS)
     ingest_full = run_python(INGEST, str(landing), str(warehouse))
     build_full = dbt_build(warehouse, work / "target-full")
+    suites = run_python(CHECKS, str(warehouse))
     day_view(full, landing, DAYS + 1)
     ingest_day = run_python(INGEST, str(landing), str(warehouse))
     build_day = dbt_build(warehouse, work / "target-day")
@@ -111,7 +129,23 @@ def bench(people: int) -> dict:
         "ingest_one_day": ingest_day,
         "build_one_day": build_day,
         "incremental_share": round(build_day["seconds"] / build_full["seconds"], 3),
+        "quality_suites": suites,
+        "quality": _quality_share(ingest_full, build_full, suites),
         "warehouse_gb": round(size_gb, 2),
+    }
+
+
+def _quality_share(ingest: dict, build: dict, suites: dict) -> dict:
+    """The time the quality gates add: GX suites (run after the build here, as checks between
+    stages in the pipeline) and dbt's own tests (inside the build), as shares of the pipeline."""
+    gx = sum(s["seconds"] for s in suites.values())
+    pipeline = ingest["seconds"] + build["seconds"] + gx
+    return {
+        "gx_seconds": round(gx, 1),
+        "dbt_tests_seconds": build["tests_seconds"],
+        "pipeline_seconds": round(pipeline, 1),
+        "gx_share": round(gx / pipeline, 3),
+        "all_checks_share": round((gx + build["tests_seconds"]) / pipeline, 3),
     }
 
 
@@ -129,6 +163,11 @@ def show(r: dict) -> None:
         f"{r['ingest_one_day']['seconds']:.1f} s; incremental build = "
         f"{r['incremental_share']:.1%} of the full build (target < 10%); "
         f"warehouse {r['warehouse_gb']} GB"
+    )
+    q = r["quality"]
+    print(
+        f"quality gates: GX suites {q['gx_seconds']} s ({q['gx_share']:.1%} of the pipeline), "
+        f"with dbt tests {q['all_checks_share']:.1%} (target < 15%)"
     )
 
 

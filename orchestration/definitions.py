@@ -4,16 +4,19 @@ from dagster import Definitions, in_process_executor
 
 from orchestration.automation import daily_schedule, landing_sensor, pipeline_job
 from orchestration.ingest import raw_assets, raw_checks
-from orchestration.quality import raw_suite_checks
+from orchestration.publish import build_publish
+from orchestration.quality import raw_suite_checks, stage_suite_checks
 from orchestration.resources import default_resources
-from orchestration.transform import crm360_dbt_models
+from orchestration.transform import dbt_stage_assets
 
 
 def build_defs() -> Definitions:
     """Definitions with resources read from the environment now (see default_resources)."""
+    upstream = [*raw_assets, *dbt_stage_assets]
+    publish, publish_check = build_publish(upstream)  # last: after every mart of upstream
     return Definitions(
-        assets=[*raw_assets, crm360_dbt_models],
-        asset_checks=[*raw_checks, *raw_suite_checks],
+        assets=[*upstream, publish],
+        asset_checks=[*raw_checks, *raw_suite_checks, *stage_suite_checks, publish_check],
         jobs=[pipeline_job],
         sensors=[landing_sensor],
         schedules=[daily_schedule],

@@ -3,7 +3,8 @@
 A failed ``critical`` expectation fails the check with ERROR severity, which stops everything
 downstream of the asset; failed ``warning`` expectations fail it with WARN severity, which is
 shown and lets the run go on. The check's metadata lists every expectation with its observed
-value and a few failing values or rows.
+value and a few failing values or rows, and links to the GX Data Docs that keep the result
+(``quality.docs``; the results of one Dagster run share its run id as GX run name).
 """
 
 import json
@@ -23,7 +24,7 @@ from ingestion.sources import SOURCES
 from orchestration.ingest import LOAD_STARTED_AT, raw_asset_key
 from orchestration.resources import Warehouse
 from quality.runner import Outcome, SuiteResult, run_suite
-from quality.suites import RAW_SUITES, Suite
+from quality.suites import RAW_SUITES, STAGE_SUITES, Suite
 
 
 def _cell(value: object, width: int = 120) -> str:
@@ -46,10 +47,21 @@ def _table(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def _docs_metadata(result: SuiteResult) -> dict[str, MetadataValue]:
+    """Links to the Data Docs: the site's index and this validation's page."""
+    if result.docs is None:
+        return {"data_docs": MetadataValue.text(f"not built: {result.docs_error}")}
+    links = {"data_docs": MetadataValue.url(result.docs.index)}
+    if result.docs.validation:
+        links["data_docs_validation"] = MetadataValue.url(result.docs.validation)
+    return links
+
+
 def _verdict(result: SuiteResult) -> AssetCheckResult:
     failed = result.failed
     summary = "; ".join(
         f"{o.severity}: {o.expectation}{f' on {o.column}' if o.column else ''}"
+        f"{f' ({o.description})' if o.description else ''}"
         f"{f' ({o.error})' if o.error else ''}"
         for o in failed[:5]
     )
@@ -63,6 +75,7 @@ def _verdict(result: SuiteResult) -> AssetCheckResult:
             "failed_critical": sum(o.severity == "critical" for o in failed),
             "failed_warning": sum(o.severity == "warning" for o in failed),
             "results": MetadataValue.md(_table(result.outcomes)),
+            **_docs_metadata(result),
         },
     )
 
@@ -85,7 +98,7 @@ def build_suite_check(key: AssetKey, suite: Suite) -> AssetChecksDefinition:
     )
     def _check(context: AssetCheckExecutionContext, warehouse: Warehouse) -> AssetCheckResult:
         since = _load_started_at(context, key)
-        return _verdict(run_suite(warehouse.path, suite, since=since))
+        return _verdict(run_suite(warehouse.path, suite, since=since, run_name=context.run.run_id))
 
     return _check
 
@@ -93,3 +106,9 @@ def build_suite_check(key: AssetKey, suite: Suite) -> AssetChecksDefinition:
 raw_suite_checks = [
     build_suite_check(raw_asset_key(source), RAW_SUITES[name]) for name, source in SOURCES.items()
 ]
+
+stage_suite_checks = [
+    build_suite_check(AssetKey(name.split(".")), suite) for name, suite in STAGE_SUITES.items()
+]
+"""Suites of dbt models (staging, identity, marts): dbt runs one stage per step, so a failed
+critical expectation stops the stages after it."""

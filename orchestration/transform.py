@@ -1,8 +1,9 @@
-"""dbt models as Dagster assets (dagster-dbt): staging, intermediate and marts, after ingestion.
+"""dbt models as Dagster assets (dagster-dbt): staging, intermediate and marts, after ingestion,
+one step per stage.
 
 Asset keys and groups come from dbt metadata through one translator: key = [schema, model],
-group = the model's top folder (staging, intermediate, marts). dbt tests become asset checks;
-`dbt build` skips what is downstream of a failing error-severity test.
+group = the model's stage (seeds, staging, identity, marts; see STAGES). dbt tests become asset
+checks; error-severity ones are blocking.
 """
 
 import json
@@ -46,6 +47,41 @@ def _ensure_manifest(project: DbtProject) -> Path:
     return manifest
 
 
+STAGE_FOLDERS = (  # the first stage holding the model's folder wins
+    ("identity", ("intermediate/matching", "intermediate/identity", "marts/identity")),
+    ("staging", ("staging",)),
+    ("marts", ("intermediate", "marts")),
+)
+STAGES = ("seeds", "staging", "identity", "marts")
+"""dbt runs one stage per step, in this order, so that the blocking checks of a stage (its dbt
+tests and Great Expectations suites) run before the next stage reads it: a failed check stops
+everything downstream, and the tables there keep their last good data. A stage reads only the
+stages before it (tests/orchestration/test_definitions.py holds it to that)."""
+
+
+def stage_of(props: Mapping[str, Any]) -> str:
+    """The stage of a dbt model or seed, from the folder it lives in."""
+    if props["resource_type"] == "seed":
+        return "seeds"
+    folder = "/".join(props["fqn"][1:-1])
+    for stage, prefixes in STAGE_FOLDERS:
+        if any(folder == p or folder.startswith(p + "/") for p in prefixes):
+            return stage
+    raise ValueError(
+        f"dbt model {props['name']} in models/{folder} belongs to no stage: add its folder to "
+        "STAGE_FOLDERS in orchestration/transform.py"
+    )
+
+
+def _stage_selection(manifest: Path, stage: str) -> str:
+    nodes = json.loads(manifest.read_text())["nodes"].values()
+    return " ".join(
+        ".".join(n["fqn"])
+        for n in nodes
+        if n["resource_type"] in ("model", "seed") and stage_of(n) == stage
+    )
+
+
 class Crm360DbtTranslator(DagsterDbtTranslator):
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         meta = dbt_resource_props.get("meta", {}).get("dagster", {})
@@ -56,29 +92,44 @@ class Crm360DbtTranslator(DagsterDbtTranslator):
         return AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        fqn = dbt_resource_props.get("fqn", [])
-        return fqn[1] if len(fqn) > 2 else "dbt"
+        if dbt_resource_props["resource_type"] in ("model", "seed"):
+            return stage_of(dbt_resource_props)
+        return None
 
 
-@dbt_assets(
-    manifest=_ensure_manifest(dbt_project),
-    project=dbt_project,
-    dagster_dbt_translator=Crm360DbtTranslator(),
-    pool=WAREHOUSE_POOL,
-)
-def crm360_dbt_models(
-    context: AssetExecutionContext,
-    dbt: DbtCliResource,
-    project_vars: ProjectVars,
-    warehouse: Warehouse,
-):
-    """`dbt build` of the selected models with the run's project variables as dbt vars.
+def _stage_assets(stage: str):
+    manifest = _ensure_manifest(dbt_project)
 
-    dbt runs as a subprocess: it opens the warehouse only after the ingestion steps closed it,
-    and finds it through CRM360_WAREHOUSE (profiles.yml), set here to the resource's path.
-    """
-    os.environ["CRM360_WAREHOUSE"] = str(Path(warehouse.path).resolve())
-    args = ["build"]
-    if project_vars.values:
-        args += ["--vars", json.dumps(project_vars.values)]
-    yield from dbt.cli(args, context=context).stream()
+    @dbt_assets(
+        manifest=manifest,
+        project=dbt_project,
+        select=_stage_selection(manifest, stage),
+        name=f"dbt_{stage}",
+        dagster_dbt_translator=Crm360DbtTranslator(),
+        pool=WAREHOUSE_POOL,
+    )
+    def _models(
+        context: AssetExecutionContext,
+        dbt: DbtCliResource,
+        project_vars: ProjectVars,
+        warehouse: Warehouse,
+    ):
+        """`dbt build` of this stage's selected models with the run's project variables.
+
+        dbt runs as a subprocess: it opens the warehouse only after the previous step closed
+        it, and finds it through CRM360_WAREHOUSE (profiles.yml), set to the resource's path.
+        """
+        path = Path(warehouse.path).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)  # the seeds may run before ingestion
+        os.environ["CRM360_WAREHOUSE"] = str(path)
+        # A test runs in the step where all the models it reads exist: a relationships test of a
+        # staging model to a seed runs with staging, not with the seeds.
+        args = ["build", "--indirect-selection", "buildable"]
+        if project_vars.values:
+            args += ["--vars", json.dumps(project_vars.values)]
+        yield from dbt.cli(args, context=context).stream()
+
+    return _models
+
+
+dbt_stage_assets = [_stage_assets(stage) for stage in STAGES]

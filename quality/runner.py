@@ -1,12 +1,14 @@
 """Run a suite inside DuckDB with Great Expectations and say what failed, how badly and where.
 
 The warehouse is opened read-only through ``quality.gx_duckdb``, so expectations run as SQL in
-DuckDB; only metric values and a few example rows come back to Python.
+DuckDB; only metric values and a few example rows come back to Python. Each result is then kept
+in the GX Data Docs of the warehouse (``quality.docs``).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -14,10 +16,13 @@ from typing import Any
 
 import great_expectations as gx
 
+from quality.docs import DocsPages, docs_folder, publish
 from quality.gx_duckdb import URL_SCHEME
 from quality.suites import CRITICAL, Suite
 
 EXAMPLES = 5
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,12 +37,15 @@ class Outcome:
     unexpected_count: int | None
     examples: list = field(default_factory=list)
     error: str | None = None
+    description: str | None = None  # the rule in words, as the suite states it
 
 
 @dataclass(frozen=True)
 class SuiteResult:
     suite: str
     outcomes: list[Outcome]
+    docs: DocsPages | None = None  # where the Data Docs show this result
+    docs_error: str | None = None  # why they could not be built (the verdict stands)
 
     @property
     def failed(self) -> list[Outcome]:
@@ -92,6 +100,7 @@ def _outcome(result: Any) -> Outcome:
         unexpected_count=details.get("unexpected_count"),
         examples=list(examples)[:EXAMPLES],
         error=error,
+        description=getattr(config, "description", None),
     )
 
 
@@ -100,8 +109,13 @@ def run_suite(
     suite: Suite,
     since: datetime | None = None,
     docs_dir: Path | None = None,
+    run_name: str | None = None,
 ) -> SuiteResult:
-    """Validate ``suite`` against the warehouse file (opened read-only)."""
+    """Validate ``suite`` against the warehouse file (opened read-only), then add the result to
+    the Data Docs in ``docs_dir`` (default ``quality.docs.docs_folder``) under ``run_name``.
+
+    A failure to build the docs is logged and reported in the result, never raised: the docs
+    describe the verdict, they must not change it."""
     context = gx.get_context(mode="ephemeral")
     source = context.data_sources.add_sql(
         name="warehouse",
@@ -132,4 +146,10 @@ def run_suite(
         if "batch" in locals():
             batch.data.execution_engine.close()
         source.get_engine().dispose()
-    return SuiteResult(suite.name, outcomes)
+    folder = docs_dir or docs_folder(warehouse)
+    try:
+        pages = publish(folder, suite, validation, run_name=run_name)
+    except Exception as error:  # noqa: BLE001 (any GX or file system error)
+        log.warning("Data Docs of %s not built in %s: %s", suite.name, folder, error)
+        return SuiteResult(suite.name, outcomes, docs_error=f"{type(error).__name__}: {error}")
+    return SuiteResult(suite.name, outcomes, docs=pages)
