@@ -33,11 +33,53 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ["CRM360_LANDING_DIR"] = str(Path(args.landing).resolve())
     if args.warehouse:
         os.environ["CRM360_WAREHOUSE"] = str(Path(args.warehouse).resolve())
+    if args.publish:
+        os.environ["CRM360_PUBLISHED"] = str(Path(args.publish).resolve())
     os.environ["CRM360_VARS"] = json.dumps(_parse_vars(args.var or []))
 
     from orchestration.runner import run_pipeline
 
     return run_pipeline()
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from orchestration.publish import PublishError, open_published, published_path, repl, run_sql
+
+    path = published_path(args.published)
+    try:
+        conn = open_published(path)
+    except PublishError as error:
+        print(f"crm360: {error}", file=sys.stderr)
+        return 2
+    with conn:
+        if args.query is None:
+            return repl(conn, path)
+        try:
+            run_sql(conn, args.query)
+        except duckdb.Error as error:
+            print(f"crm360: {error}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_audience_export(args: argparse.Namespace) -> int:
+    from ingestion.warehouse import warehouse_path
+    from orchestration.audience import AudienceError, export_audience
+
+    try:
+        result = export_audience(
+            warehouse_path(args.warehouse),
+            args.segment,
+            args.channel,
+            Path(args.out) if args.out else None,
+        )
+    except AudienceError as error:
+        print(f"crm360: {error}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,12 +105,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--warehouse", help="DuckDB file (default $CRM360_WAREHOUSE or warehouse/crm360.duckdb)"
     )
     run.add_argument(
+        "--publish",
+        metavar="FILE",
+        help="published copy of the marts to write "
+        "(default $CRM360_PUBLISHED or published.duckdb next to the warehouse)",
+    )
+    run.add_argument(
         "--var",
         action="append",
         metavar="NAME=VALUE",
         help="project variable for this run (a dbt var); repeatable",
     )
     run.set_defaults(func=cmd_run)
+
+    sql = sub.add_parser(
+        "sql", help="query the published copy read-only; without QUERY, an interactive prompt"
+    )
+    sql.add_argument("query", nargs="?", help="SQL to run; the last statement's result is shown")
+    sql.add_argument(
+        "--published",
+        metavar="FILE",
+        help="published copy (default $CRM360_PUBLISHED or published.duckdb next to the warehouse)",
+    )
+    sql.set_defaults(func=cmd_sql)
+
+    audience = sub.add_parser("audience", help="contactable lists of a segment for campaign tools")
+    audience_sub = audience.add_subparsers(dest="audience_command", required=True)
+    export = audience_sub.add_parser(
+        "export", help="write the customers of an RFM segment reachable on a channel"
+    )
+    export.add_argument("--segment", required=True, help="RFM segment name, e.g. 'At Risk'")
+    export.add_argument("--channel", required=True, choices=("email", "phone"))
+    export.add_argument(
+        "--out", help="file to write, .csv or .parquet (default audience-<segment>-<channel>.csv)"
+    )
+    export.add_argument(
+        "--warehouse", help="DuckDB file (default $CRM360_WAREHOUSE or warehouse/crm360.duckdb)"
+    )
+    export.set_defaults(func=cmd_audience_export)
     return parser
 
 

@@ -33,6 +33,16 @@ class Landing(ConfigurableResource):
         return Path(self.path)
 
 
+class Published(ConfigurableResource):
+    """The published copy of the marts that readers open (``CRM360_PUBLISHED``, default
+    ``published.duckdb`` next to the warehouse), and which identifier schemas it holds
+    (``CRM360_PUBLISH_PII``: pseudonymised, identified or both). The pseudonym key is read
+    from the environment when publishing, never kept in resource config."""
+
+    path: str
+    pii: str = "pseudonymised"
+
+
 class ProjectVars(ConfigurableResource):
     """Project variables of one run (``crm360 run --var NAME=VALUE``): dbt vars, also read by
     Python assets. Kept as JSON text so any value type survives the trip to dbt."""
@@ -57,12 +67,14 @@ def dbt_executable() -> str:
 
 
 def default_resources() -> dict[str, ConfigurableResource]:
-    """Resources from the environment (CRM360_WAREHOUSE, CRM360_LANDING_DIR, CRM360_VARS)."""
+    """Resources from the environment (CRM360_WAREHOUSE, CRM360_LANDING_DIR, CRM360_VARS,
+    CRM360_PUBLISHED, CRM360_PUBLISH_PII)."""
     import os
 
     from dagster_dbt import DbtCliResource
 
     from ingestion.warehouse import landing_path, warehouse_path
+    from orchestration.publish import pii_mode, published_path
     from orchestration.transform import DBT_PROJECT_DIR
 
     vars_json = os.environ.get("CRM360_VARS") or "{}"
@@ -71,6 +83,7 @@ def default_resources() -> dict[str, ConfigurableResource]:
         "warehouse": Warehouse(path=str(warehouse_path())),
         "landing": Landing(path=str(landing_path())),
         "project_vars": ProjectVars(values_json=vars_json),
+        "published": Published(path=str(published_path()), pii=pii_mode()),
         # dbt reads the warehouse path from CRM360_WAREHOUSE too (profiles.yml).
         "dbt": DbtCliResource(
             project_dir=str(DBT_PROJECT_DIR),
