@@ -37,7 +37,11 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	@echo "  raw.*                every loaded record with lineage"
 	@echo "  audit.loaded_files   each file: checksum, rows loaded / quarantined / duplicate"
 	@echo "  audit.quarantine     every rejected row with its reason"
-	@echo "Query it:  $(BIN)/python -c \"import duckdb; print(duckdb.connect('$(WAREHOUSE)', read_only=True).sql('from audit.loaded_files'))\""
+	@echo "  marts.customer_360, identity_map, customer_touchpoints, customer_segments, ..."
+	@echo "Published copy for analysts and BI (read-only, pseudonymised): $(dir $(WAREHOUSE))published.duckdb"
+	@echo "  and as Parquet:      $(dir $(WAREHOUSE))published_parquet/"
+	@echo "Quality report (GX Data Docs): $(dir $(WAREHOUSE))quality_docs/index.html"
+	@echo "Query it:  $(BIN)/crm360 sql \"select * from marts.segment_summary\""
 	@echo "Dagster UI: make dev"
 
 test: install
