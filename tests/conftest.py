@@ -7,6 +7,9 @@ End-to-end, identity and customer-360 tests all read the same warehouse, so the 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -15,15 +18,13 @@ from tests.pipeline import crm360
 PEOPLE, DAYS, SEED = 1500, 14, 7
 
 
-@pytest.fixture(scope="session")
-def pipeline(tmp_path_factory) -> dict:
+def _build_pipeline(root: Path) -> dict:
     """`crm360 generate` then `crm360 run` twice on the same landing folder.
 
     Keys: landing, warehouse (after both runs), after_first (a copy of the warehouse file as the
     first run left it), first and second (the CompletedProcess of each run), env (what the runs
     were given), root (a scratch folder of this session).
     """
-    root = tmp_path_factory.mktemp("e2e")
     landing, warehouse = root / "landing", root / "warehouse" / "crm360.duckdb"
     env = {"DAGSTER_HOME": str(root / "dagster_home")}
     (root / "dagster_home").mkdir()
@@ -62,12 +63,7 @@ def pipeline(tmp_path_factory) -> dict:
 LONG_PEOPLE, LONG_DAYS, LONG_SEED = 1000, 120, 3
 
 
-@pytest.fixture(scope="session")
-def long_pipeline(tmp_path_factory) -> dict:
-    """`crm360 generate` (1,000 people, 120 days) then one `crm360 run`: enough history for
-    customers to stop buying (the generator's churners stop on day 10-70), which 14 days lack.
-    Used by the lifecycle and CLV tests. Keys: landing, warehouse, people, days, seed."""
-    root = tmp_path_factory.mktemp("long_history")
+def _build_long_pipeline(root: Path) -> dict:
     landing, warehouse = root / "landing", root / "crm360.duckdb"
     env = {"DAGSTER_HOME": str(root / "dagster_home")}
     (root / "dagster_home").mkdir()
@@ -85,3 +81,43 @@ def long_pipeline(tmp_path_factory) -> dict:
         "days": LONG_DAYS,
         "seed": LONG_SEED,
     }
+
+
+BUILDERS = {"pipeline": (_build_pipeline, "e2e"), "long_pipeline": (_build_long_pipeline, "long")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pipelines_started(request, tmp_path_factory) -> Iterator[dict[str, Future]]:
+    """Starts the pipelines the selected tests need at the beginning of the session, side by
+    side: each is a chain of subprocesses that leaves a core idle much of the time (Dagster and
+    dbt start-up), and the unit tests run meanwhile."""
+    needed = [
+        name
+        for name in BUILDERS
+        if any(name in item.fixturenames for item in request.session.items)
+    ]
+    with ThreadPoolExecutor(max_workers=len(BUILDERS)) as pool:
+        yield {
+            name: pool.submit(BUILDERS[name][0], tmp_path_factory.mktemp(BUILDERS[name][1]))
+            for name in needed
+        }
+
+
+@pytest.fixture(scope="session")
+def pipeline(_pipelines_started) -> dict:
+    """`crm360 generate` then `crm360 run` twice on the same landing folder (1,500 people,
+    14 days).
+
+    Keys: landing, warehouse (after both runs), after_first (a copy of the warehouse file as the
+    first run left it), first and second (the CompletedProcess of each run), env (what the runs
+    were given), root (a scratch folder of this session).
+    """
+    return _pipelines_started["pipeline"].result()
+
+
+@pytest.fixture(scope="session")
+def long_pipeline(_pipelines_started) -> dict:
+    """`crm360 generate` (1,000 people, 120 days) then one `crm360 run`: enough history for
+    customers to stop buying (the generator's churners stop on day 10-70), which 14 days lack.
+    Used by the lifecycle and CLV tests. Keys: landing, warehouse, people, days, seed."""
+    return _pipelines_started["long_pipeline"].result()
