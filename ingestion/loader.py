@@ -44,7 +44,13 @@ from ingestion.framing import (
 )
 from ingestion.normalise import PHONE_CLEAN_SQL, to_e164_many
 from ingestion.sources import LANDING_SUFFIXES, SOURCES, Source
-from ingestion.warehouse import ensure_schema, index_loaded_keys, key_hash_sql, key_index
+from ingestion.warehouse import (
+    ensure_schema,
+    index_loaded_keys,
+    key_hash_sql,
+    key_index,
+    quote_ident,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +85,6 @@ def _now() -> datetime:
 
 def _sql_list(values: list[str]) -> str:
     return ", ".join(values)
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 DEFAULT_BATCH_MB = 192
@@ -247,11 +249,11 @@ class _BatchLoader:
     def _jsonl_fields_sql(self) -> str:
         """SQL over ``_records`` giving the keys, _text, the fields and a structural reason."""
         s = self.source
-        picks = ", ".join(f"s.{_quote(key)} AS {_quote(col)}" for col, key, _ in s.fields)
-        required_all_null = " AND ".join(f"{_quote(c)} IS NULL" for c in s.required)
+        picks = ", ".join(f"s.{quote_ident(key)} AS {quote_ident(col)}" for col, key, _ in s.fields)
+        required_all_null = " AND ".join(f"{quote_ident(c)} IS NULL" for c in s.required)
         patch = "{" + ", ".join(f'"{key}": null' for _, key, _ in s.fields) + "}"
         return f"""
-            SELECT file_index, row_number, _text, {", ".join(_quote(c) for c in s.columns)},
+            SELECT file_index, row_number, _text, {", ".join(quote_ident(c) for c in s.columns)},
                    CASE WHEN s IS NOT NULL
                         THEN nullif(json_merge_patch(_text, '{patch}'), '{{}}') END AS _extra,
                    CASE
@@ -285,7 +287,7 @@ class _BatchLoader:
         self.conn.register("_records", pa.concat_tables(tables, promote_options="permissive"))
         if s.format == "jsonl":
             return self._jsonl_fields_sql()
-        columns = ", ".join(_quote(c) for c in s.columns)
+        columns = ", ".join(quote_ident(c) for c in s.columns)
         return (
             f"SELECT file_index, row_number, {columns}, CAST(_extra AS JSON) AS _extra, "
             "_structural FROM _records"
@@ -295,12 +297,12 @@ class _BatchLoader:
     def _build_batch(self, fields_sql: str) -> None:
         s = self.source
         branches = [
-            f"WHEN nullif(trim(CAST({_quote(c)} AS VARCHAR)), '') IS NULL "
+            f"WHEN nullif(trim(CAST({quote_ident(c)} AS VARCHAR)), '') IS NULL "
             f"THEN 'required field {c} is missing or empty'"
             for c in s.required
         ]
         branches += [f"WHEN {bad} THEN {reason}" for bad, reason in s.rules]
-        derived = "".join(f", {sql} AS {_quote(name)}" for name, _, sql in s.derived)
+        derived = "".join(f", {sql} AS {quote_ident(name)}" for name, _, sql in s.derived)
         phones = "".join(
             f", {PHONE_CLEAN_SQL.format(expr=p.raw)} AS _phone_clean_{i}"
             f", coalesce(upper(trim({p.region})), '') AS _phone_region_{i}"
@@ -390,7 +392,7 @@ class _BatchLoader:
         """Insert the valid rows whose key is new, and their keys into the source's key index."""
         s = self.source
         cols = [*s.columns, *(n for n, _, _ in s.derived)]
-        select = [f"b.{_quote(c)}" for c in cols]
+        select = [f"b.{quote_ident(c)}" for c in cols]
         joins = []
         for i, phone in enumerate(s.phones):
             joins.append(
@@ -402,7 +404,7 @@ class _BatchLoader:
         self.conn.execute(
             f"""
             INSERT INTO {s.raw_table}
-                ({_sql_list([_quote(c) for c in cols])}, _extra,
+                ({_sql_list([quote_ident(c) for c in cols])}, _extra,
                  _file_name, _row_number, _file_sha256, _loaded_at)
             SELECT {_sql_list(select)}, b._extra, f.file_name, b.row_number, f.sha256, ?
             FROM _batch b JOIN _files f ON f.file_index = b.file_index {" ".join(joins)}

@@ -92,11 +92,12 @@ def key_hash_sql(source: Source) -> str:
     0.93 s for 14 million web events), a cost every batch pays. The chance that two different
     keys share an MD5 is below 1e-20 even at a billion rows, far below that of a disk error.
     """
-    parts = ", ".join(f"coalesce(CAST({_quote(k)} AS VARCHAR), chr(30))" for k in source.key)
+    parts = ", ".join(f"coalesce(CAST({quote_ident(k)} AS VARCHAR), chr(30))" for k in source.key)
     return f"md5_number(concat_ws(chr(31), {parts}))"
 
 
-def _quote(name: str) -> str:
+def quote_ident(name: str) -> str:
+    """A SQL identifier in double quotes."""
     return '"' + name.replace('"', '""') + '"'
 
 
