@@ -4,7 +4,9 @@ A failed ``critical`` expectation fails the check with ERROR severity, which sto
 downstream of the asset; failed ``warning`` expectations fail it with WARN severity, which is
 shown and lets the run go on. The check's metadata lists every expectation with its observed
 value and a few failing values or rows, and links to the GX Data Docs that keep the result
-(``quality.docs``; the results of one Dagster run share its run id as GX run name).
+(``quality.docs``; the results of one Dagster run share its run id as GX run name). A suite's
+metrics (``quality.suites.Metric``) are shown too, and kept in the warehouse under the run id as
+the baseline of the next run's shift expectations (``quality.metrics``).
 """
 
 import json
@@ -75,6 +77,11 @@ def _verdict(result: SuiteResult) -> AssetCheckResult:
             "failed_critical": sum(o.severity == "critical" for o in failed),
             "failed_warning": sum(o.severity == "warning" for o in failed),
             "results": MetadataValue.md(_table(result.outcomes)),
+            **{
+                name: MetadataValue.float(value)
+                for name, value in result.metrics.items()
+                if value is not None
+            },
             **_docs_metadata(result),
         },
     )
@@ -98,7 +105,10 @@ def build_suite_check(key: AssetKey, suite: Suite) -> AssetChecksDefinition:
     )
     def _check(context: AssetCheckExecutionContext, warehouse: Warehouse) -> AssetCheckResult:
         since = _load_started_at(context, key)
-        return _verdict(run_suite(warehouse.path, suite, since=since, run_name=context.run.run_id))
+        result = run_suite(
+            warehouse.path, suite, since=since, run_name=context.run.run_id, remember_metrics=True
+        )
+        return _verdict(result)
 
     return _check
 

@@ -18,7 +18,8 @@ import great_expectations as gx
 
 from quality.docs import DocsPages, docs_folder, publish
 from quality.gx_duckdb import URL_SCHEME
-from quality.suites import CRITICAL, Suite
+from quality.metrics import ensure_table, remember
+from quality.suites import CRITICAL, METRICS_TABLE, Suite
 
 EXAMPLES = 5
 
@@ -46,6 +47,7 @@ class SuiteResult:
     outcomes: list[Outcome]
     docs: DocsPages | None = None  # where the Data Docs show this result
     docs_error: str | None = None  # why they could not be built (the verdict stands)
+    metrics: dict[str, float | None] = field(default_factory=dict)  # the suite's, measured now
 
     @property
     def failed(self) -> list[Outcome]:
@@ -57,11 +59,15 @@ class SuiteResult:
         return any(o.severity == CRITICAL for o in self.failed)
 
 
-def _prepared(suite: Suite, since: datetime) -> list:
-    """The suite's expectations with ``{since}`` filled in."""
+def _prepared(suite: Suite, since: datetime, history: bool) -> list:
+    """The suite's expectations with ``{since}`` filled in. Without ``history`` (no check has
+    kept metric values in this warehouse yet), without the shift expectations: there is no
+    previous run to compare with."""
     out = []
     for e in suite.expectations:
         query = getattr(e, "unexpected_rows_query", None)
+        if query is not None and not history and METRICS_TABLE in query:
+            continue
         if query is not None and "{since}" in query:
             e = copy.copy(e)
             e.unexpected_rows_query = query.replace("{since}", since.isoformat(sep=" "))
@@ -75,6 +81,26 @@ def _example_rows(engine: Any, suite: Suite, query: str) -> list[dict]:
     with engine.connect() as conn:
         result = conn.exec_driver_sql(f"SELECT * FROM ({sql}) LIMIT {EXAMPLES}")
         return [dict(row._mapping) for row in result]
+
+
+def _has_history(engine: Any) -> bool:
+    """Whether the warehouse has the table of earlier runs' metric values."""
+    schema, table = METRICS_TABLE.split(".")
+    with engine.connect() as conn:
+        found = conn.exec_driver_sql(
+            "SELECT count(*) FROM duckdb_tables() "
+            f"WHERE schema_name = '{schema}' AND table_name = '{table}'"
+        )
+        return found.scalar() > 0
+
+
+def _metric_values(engine: Any, suite: Suite) -> dict[str, float | None]:
+    """The value of each metric of the suite, as the table holds it now."""
+    with engine.connect() as conn:
+        return {
+            m.name: conn.exec_driver_sql(m.sql.replace("{batch}", suite.relation)).scalar()
+            for m in suite.metrics
+        }
 
 
 def _outcome(result: Any) -> Outcome:
@@ -110,12 +136,19 @@ def run_suite(
     since: datetime | None = None,
     docs_dir: Path | None = None,
     run_name: str | None = None,
+    remember_metrics: bool = False,
 ) -> SuiteResult:
     """Validate ``suite`` against the warehouse file (opened read-only), then add the result to
     the Data Docs in ``docs_dir`` (default ``quality.docs.docs_folder``) under ``run_name``.
 
+    ``remember_metrics``: keep the values of the suite's metrics in the warehouse under
+    ``run_name`` (``quality.metrics``), the baseline the next run's shift expectations compare
+    with. The pipeline's checks do; a look at a warehouse from outside need not write it.
+
     A failure to build the docs is logged and reported in the result, never raised: the docs
     describe the verdict, they must not change it."""
+    if remember_metrics and suite.metrics:
+        ensure_table(warehouse)
     context = gx.get_context(mode="ephemeral")
     source = context.data_sources.add_sql(
         name="warehouse",
@@ -127,7 +160,8 @@ def run_suite(
             name=suite.name, schema_name=suite.schema, table_name=suite.table
         )
         batch = asset.add_batch_definition_whole_table("all").get_batch()
-        expectations = _prepared(suite, since or datetime(1970, 1, 1))
+        history = not suite.metrics or _has_history(source.get_engine())
+        expectations = _prepared(suite, since or datetime(1970, 1, 1), history)
         validation = batch.validate(
             gx.ExpectationSuite(name=suite.name, expectations=expectations),
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES},
@@ -140,16 +174,20 @@ def run_suite(
                 examples = _example_rows(source.get_engine(), suite, query)
                 outcome = replace(outcome, examples=examples)
             outcomes.append(outcome)
+        metrics = _metric_values(source.get_engine(), suite)
     finally:
         # Close every read-only connection: DuckDB lets a process hold one file under one
         # configuration only, and the pipeline writes the file next.
         if "batch" in locals():
             batch.data.execution_engine.close()
         source.get_engine().dispose()
+    result = SuiteResult(suite.name, outcomes, metrics=metrics)
+    if remember_metrics and suite.metrics:
+        remember(warehouse, suite, metrics, run_name, accepted=not result.blocking)
     folder = docs_dir or docs_folder(warehouse)
     try:
         pages = publish(folder, suite, validation, run_name=run_name)
     except Exception as error:  # noqa: BLE001 (any GX or file system error)
         log.warning("Data Docs of %s not built in %s: %s", suite.name, folder, error)
-        return SuiteResult(suite.name, outcomes, docs_error=f"{type(error).__name__}: {error}")
-    return SuiteResult(suite.name, outcomes, docs=pages)
+        return replace(result, docs_error=f"{type(error).__name__}: {error}")
+    return replace(result, docs=pages)

@@ -7,6 +7,9 @@ Each expectation carries GX's own severity: ``critical`` stops everything downst
 
 The raw suites are built from the source specifications of ``ingestion.sources``, so that a new
 source or column gets its checks from the same place that defines how it is loaded.
+
+A suite may also name ``Metric``s: numbers about its table that every run remembers, and
+expectations (warnings) that they did not move too far from the previous run's values.
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ export that renamed or dropped a column must not pass as an almost empty load.""
 EARLIEST = "2000-01-01"
 """No record of any source is older than this; anything earlier is a parsing or export error."""
 
+NOW_UTC = "(now() AT TIME ZONE 'UTC')"
+"""Now as a UTC timestamp without time zone, the form of every ``*_utc`` column and of the audit
+times. ``now()::TIMESTAMP`` would be the session's local time (GX's connection keeps the
+machine's time zone), so "tomorrow" would move with the machine's zone."""
+
 # The time that says when each source's record happened, for the plausible-window check.
 EVENT_TIME = {
     "contacts": "updated_at_utc",
@@ -40,6 +48,13 @@ EVENT_TIME = {
     "calls": "started_at_utc",
     "web": "event_at",
     "orders": "created_at_utc",
+}
+
+# Sources whose records arrive as versions (staging keeps the newest of each id): what one record
+# is called, and the time it was created, which no later version changes.
+VERSIONED = {
+    "contacts": ("contact", "created_at_utc"),
+    "orders": ("order", "created_at_utc"),
 }
 
 SEEDS = Path(__file__).resolve().parents[1] / "dbt_project" / "seeds"
@@ -55,25 +70,64 @@ FRESHNESS_ENV = "CRM360_FRESHNESS_HOURS"
 def freshness_hours(setting: str | None = None) -> dict[str, float]:
     """Each source's freshness interval: ``FRESHNESS_HOURS`` with the environment's setting."""
     setting = os.environ.get(FRESHNESS_ENV, "") if setting is None else setting
-    hours = dict(FRESHNESS_HOURS)
+    return _numbers_setting(
+        FRESHNESS_ENV,
+        setting,
+        FRESHNESS_HOURS,
+        kind="source",
+        unit=" of hours",
+        example="72 for every source, or web=6,contacts=168",
+        one_for_all=True,
+    )
+
+
+def _numbers_setting(
+    env: str,
+    setting: str,
+    defaults: dict[str, float],
+    *,
+    kind: str,
+    unit: str,
+    example: str,
+    one_for_all: bool,
+) -> dict[str, float]:
+    """``defaults`` with a setting of ``name=number`` pairs applied (with ``one_for_all``, a bare
+    number sets every name). Errors name the variable, the part at fault and how to write it."""
+    values = dict(defaults)
     for part in filter(None, (p.strip() for p in setting.split(","))):
-        name, _, value = part.rpartition("=")
-        if name and name.strip() not in hours:
+        name, _, text = (t.strip() for t in part.rpartition("="))
+        if (name and name not in values) or (not name and not one_for_all):
             raise ValueError(
-                f"{FRESHNESS_ENV}: unknown source {name.strip()!r} in {setting!r} "
-                f"(sources: {', '.join(sorted(hours))})"
+                f"{env}: {f'unknown {kind} {name!r}' if name else f'no {kind} named by {part!r}'}"
+                f" in {setting!r} ({kind}s: {', '.join(sorted(values))}; write {example})"
             )
         try:
-            interval = float(value)
+            number = float(text)
         except ValueError:
-            interval = 0
-        if not interval > 0:
+            number = 0
+        if not number > 0:
             raise ValueError(
-                f"{FRESHNESS_ENV}: {value.strip()!r} in {setting!r} is not a positive number of "
-                "hours (write 72 for every source, or web=6,contacts=168)"
+                f"{env}: {text!r} in {setting!r} is not a positive number{unit} (write {example})"
             )
-        hours.update({name.strip(): interval} if name else dict.fromkeys(hours, interval))
-    return hours
+        values.update({name: number} if name else dict.fromkeys(values, number))
+    return values
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A number about a table that every run of its suite remembers (in ``METRICS_TABLE``, see
+    ``quality.metrics``), so that the next run can tell when it moved further than ``max_shift``
+    from the value of the previous run (a shifted distribution)."""
+
+    name: str  # "anonymous_share"
+    sql: str  # a query giving one number (or NULL, which is never compared), over {batch}
+    max_shift: float  # in the metric's own unit; with ``relative``, a share of the previous value
+    relative: bool
+    what: str  # the number in words
+
+    @property
+    def bound(self) -> str:
+        return f"{self.max_shift:.0%}" if self.relative else f"{self.max_shift:g}"
 
 
 @dataclass(frozen=True)
@@ -84,6 +138,7 @@ class Suite:
     schema: str
     table: str
     expectations: tuple[Expectation, ...]
+    metrics: tuple[Metric, ...] = ()  # remembered at every run; their shifts are expectations
 
     @property
     def relation(self) -> str:
@@ -98,19 +153,41 @@ def known_currencies() -> list[str]:
 
 def _freshness(source: Source, hours: float) -> Expectation:
     """The source's newest landed file is at most ``hours`` old (file times are UTC)."""
-    now = "now() AT TIME ZONE 'UTC'"
     return gx.expectations.UnexpectedRowsExpectation(
         unexpected_rows_query=(
             "SELECT arg_max(file_name, modified_at) AS newest_file,"
             " max(modified_at) AS modified_at,"
-            f" round(epoch({now} - max(modified_at)) / 3600, 1) AS hours_ago"
+            f" round(epoch({NOW_UTC} - max(modified_at)) / 3600, 1) AS hours_ago"
             f" FROM audit.loaded_files WHERE source = '{source.name}' AND status = 'loaded'"
-            f" HAVING max(modified_at) < {now} - INTERVAL '{hours:g} hours'"
+            f" HAVING max(modified_at) < {NOW_UTC} - INTERVAL '{hours:g} hours'"
         ),
         severity=WARNING,
         description=(
             f"Freshness: the newest loaded file of {source.name} was modified less than "
             f"{hours:g} hours ago (a source whose exports stopped arriving)."
+        ),
+    )
+
+
+def _one_record_per_id(source: Source) -> Expectation:
+    """Versions of one id that were created at different times are two records sharing the id
+    (an id reused after a CRM migration, two shops exporting into one folder). Ingestion keeps
+    both, since their keys (id and version time) differ, and staging would keep only the newer:
+    a contact or an order would vanish without a trace. Compared to the second, as exports
+    differ in how many decimals they write."""
+    record, created = VERSIONED[source.name]
+    id_ = source.key[0]
+    created_s = f"date_trunc('second', {created})"
+    return gx.expectations.UnexpectedRowsExpectation(
+        unexpected_rows_query=(
+            f"SELECT {id_}, count(DISTINCT {created_s}) AS records,"
+            f" min({created}) AS first_{created}, max({created}) AS last_{created}"
+            f" FROM {{batch}} GROUP BY {id_} HAVING count(DISTINCT {created_s}) > 1"
+        ),
+        severity=CRITICAL,
+        description=(
+            f"Each {id_} names one {record}: all its versions have the same {created} (two "
+            f"{record}s sharing an id would leave only the newer in staging)."
         ),
     )
 
@@ -146,11 +223,12 @@ def _raw_suite(source: Source, freshness: float | None = None) -> Suite:
             if len(key) == 1
             else exp.ExpectCompoundColumnsToBeUnique(column_list=key, severity=CRITICAL)
         ),
+        *([_one_record_per_id(source)] if source.name in VERSIONED else []),
         exp.UnexpectedRowsExpectation(
             unexpected_rows_query=(
                 f"SELECT {', '.join(key)}, {EVENT_TIME[source.name]} FROM {{batch}} "
                 f"WHERE {EVENT_TIME[source.name]} < TIMESTAMP '{EARLIEST}' "
-                f"OR {EVENT_TIME[source.name]} > now()::TIMESTAMP + INTERVAL 1 DAY"
+                f"OR {EVENT_TIME[source.name]} > {NOW_UTC} + INTERVAL 1 DAY"
             ),
             severity=CRITICAL,
             description=(
@@ -235,7 +313,7 @@ def _not_future(column: str, key: str) -> Expectation:
     return gx.expectations.UnexpectedRowsExpectation(
         unexpected_rows_query=(
             f"SELECT {key}, {column} FROM {{batch}} "
-            f"WHERE {column} > now()::TIMESTAMP + INTERVAL 1 DAY "
+            f"WHERE {column} > {NOW_UTC} + INTERVAL 1 DAY "
             f"OR {column} < TIMESTAMP '{EARLIEST}'"
         ),
         severity=CRITICAL,
@@ -337,7 +415,91 @@ def _identity_suite() -> Suite:
     return Suite("marts.identity_map", "marts", "identity_map", checks)
 
 
-def _customer_360_suite() -> Suite:
+METRICS_TABLE = "audit.quality_metrics"
+"""Where each run's metric values are kept (``quality.metrics`` writes it): the previous run a
+shift is measured from is the newest row of the metric whose suite did not block."""
+
+MAX_SHIFT: dict[str, float] = {"anonymous_share": 0.05, "average_order_value": 0.2}
+"""How far a metric of ``customer_360`` may move from the previous run's value before its suite
+warns: the share of anonymous profiles by 0.05 (5 percentage points), the average order value by
+20% of the previous value. Measured on generated data (1,500 people), a day's new data moved the
+whole-table values by up to 3 points and 10% once the first days had loaded. Change them here,
+or for one deployment with ``CRM360_MAX_SHIFT`` (``anonymous_share=0.1,average_order_value=0.5``),
+read when the definitions load."""
+
+MAX_SHIFT_ENV = "CRM360_MAX_SHIFT"
+
+
+def max_shift(setting: str | None = None) -> dict[str, float]:
+    """Each metric's bound: ``MAX_SHIFT`` with the environment's setting."""
+    setting = os.environ.get(MAX_SHIFT_ENV, "") if setting is None else setting
+    return _numbers_setting(
+        MAX_SHIFT_ENV,
+        setting,
+        MAX_SHIFT,
+        kind="metric",
+        unit="",
+        example="anonymous_share=0.1,average_order_value=0.5",
+        one_for_all=False,
+    )
+
+
+def _shift(suite: str, metric: Metric) -> Expectation:
+    """The metric moved at most ``max_shift`` from the previous run's value.
+
+    A warning, not an error: a whole mart's share of anonymous profiles or average order value
+    also moves for good reasons (a campaign that brings new visitors, a sale, a price change),
+    and the previous run is a single point to compare with. A shift is a reason for a person to
+    look, not evidence that the data is wrong; the errors that are (broken ids, revenue that
+    does not add up, rates out of range) are critical expectations of their own. The warned
+    run's values are the next run's baseline, so one shift warns once."""
+    previous = (
+        f"SELECT value, run_name, measured_at FROM {METRICS_TABLE}"
+        f" WHERE suite = '{suite}' AND metric = '{metric.name}' AND accepted"
+        " ORDER BY measured_at DESC LIMIT 1"
+    )
+    limit = f"{metric.max_shift!r} * abs(p.value)" if metric.relative else repr(metric.max_shift)
+    return gx.expectations.UnexpectedRowsExpectation(
+        unexpected_rows_query=(
+            "SELECT p.value AS previous, c.value AS current, p.run_name AS previous_run,"
+            " p.measured_at AS previous_measured_at"
+            f" FROM ({metric.sql}) c(value), ({previous}) p"
+            f" WHERE abs(c.value - p.value) > {limit}"
+        ),
+        severity=WARNING,
+        description=(
+            f"{metric.what[0].upper()}{metric.what[1:]} moved by at most {metric.bound} from "
+            "the previous run's value (a shifted distribution)."
+        ),
+    )
+
+
+def _customer_360_metrics(bounds: dict[str, float]) -> tuple[Metric, ...]:
+    return (
+        Metric(
+            name="anonymous_share",
+            sql="SELECT avg(CASE WHEN is_known THEN 0.0 ELSE 1.0 END)::DOUBLE FROM {batch}",
+            max_shift=bounds["anonymous_share"],
+            relative=False,
+            what="the share of anonymous profiles (not is_known)",
+        ),
+        Metric(
+            name="average_order_value",
+            sql=(
+                "SELECT (sum(net_revenue_reporting) / nullif(sum(order_count), 0))::DOUBLE "
+                "FROM {batch}"
+            ),
+            max_shift=bounds["average_order_value"],
+            relative=True,
+            what="the average order value (net revenue per order not cancelled, reporting "
+            "currency)",
+        ),
+    )
+
+
+def _customer_360_suite(bounds: dict[str, float] | None = None) -> Suite:
+    """``bounds``: each metric's largest shift (default from ``max_shift``)."""
+    metrics = _customer_360_metrics(bounds or max_shift())
     exp = gx.expectations
     checks = (
         exp.ExpectColumnValuesToBeUnique(column="customer_id", severity=CRITICAL),
@@ -364,8 +526,9 @@ def _customer_360_suite() -> Suite:
         exp.ExpectColumnValuesToBeBetween(
             column="days_since_last_touch", min_value=0, severity=WARNING
         ),
+        *(_shift("marts.customer_360", m) for m in metrics),
     )
-    return Suite("marts.customer_360", "marts", "customer_360", checks)
+    return Suite("marts.customer_360", "marts", "customer_360", checks, metrics)
 
 
 STAGE_SUITES: dict[str, Suite] = {

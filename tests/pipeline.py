@@ -1,4 +1,5 @@
-"""Running the real `crm360` command from tests, and reading what the generator says is true."""
+"""Running the real `crm360` command from tests, reading the warehouse it built, and reading what
+the generator says is true."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import duckdb
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,6 +24,17 @@ def crm360(*args: str, env_extra: dict | None = None) -> subprocess.CompletedPro
         env={**os.environ, **(env_extra or {})},
         cwd=REPO,
     )
+
+
+def query(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """Rows of ``sql`` on the warehouse file, opened read-only (and closed) for this query."""
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return conn.execute(sql, params or []).fetchall()
+
+
+def scalar(warehouse: Path, sql: str, params: list | None = None):
+    """The first value of the first row of ``sql``."""
+    return query(warehouse, sql, params)[0][0]
 
 
 def truth_records(landing: Path) -> list[dict]:

@@ -12,16 +12,7 @@ from collections import defaultdict
 import duckdb
 import pytest
 
-from tests.pipeline import truth_people, truth_records
-
-
-def query(warehouse, sql: str) -> list[tuple]:
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        return conn.execute(sql).fetchall()
-
-
-def scalar(warehouse, sql: str):
-    return query(warehouse, sql)[0][0]
+from tests.pipeline import query, scalar, truth_people, truth_records
 
 
 def test_one_row_per_customer_of_identity_map(pipeline):

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from orchestration.audience import CHANNELS, export_audience, segment_names
-from tests.pipeline import truth_people, truth_records
+from tests.pipeline import query, scalar, truth_people, truth_records
 
 RFM_SEGMENTS = {
     "Champions",
@@ -32,15 +32,6 @@ RFM_SEGMENTS = {
     "Hibernating",
     "Lost",
 }
-
-
-def query(warehouse, sql: str, params: list | None = None) -> list[tuple]:
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        return conn.execute(sql, params or []).fetchall()
-
-
-def scalar(warehouse, sql: str):
-    return query(warehouse, sql)[0][0]
 
 
 def test_every_customer_of_customer_360_once(pipeline):

@@ -1,6 +1,7 @@
 """Raw-stage suites on a warehouse loaded by the real loader from hand-written broken batches."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -99,3 +100,67 @@ def test_an_order_from_the_future_an_unknown_currency_and_a_negative_total_are_e
     rows = [o for o in result.failed if o.expectation == "unexpected_rows_expectation"]
     assert all(o.severity == CRITICAL for o in rows)
     assert sorted(o.examples[0]["id"] for o in rows) == ["2", "4"]  # the future, the negative
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture
+def machine_zone(monkeypatch):
+    """Sets the machine's time zone (TZ) for the test; DuckDB connections opened later use it."""
+
+    def set_zone(zone: str) -> None:
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+
+    yield set_zone
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])  # UTC+14, UTC-11
+def test_the_future_starts_a_day_after_utc_now_in_any_machine_time_zone(paths, machine_zone, zone):
+    machine_zone(zone)
+    now = datetime.now(UTC)
+    landing, db = paths
+    since = load(
+        landing,
+        db,
+        {
+            "orders/o.jsonl": "\n".join(
+                [order(1, iso(now + timedelta(hours=20))), order(2, iso(now + timedelta(hours=30)))]
+            )
+        },
+    )
+    result = run_suite(db, RAW_SUITES["orders"], since=since)
+    [future] = [o for o in result.failed if "nothing from the future" in (o.description or "")]
+    assert [row["id"] for row in future.examples] == ["2"]
+
+
+def contact(contact_id: str, name: str, created_at: str, updated_at: str) -> str:
+    return f"{contact_id},{name},Lovelace,,,GB,{created_at},{updated_at}\n"
+
+
+def test_two_contacts_sharing_an_id_stop_the_stage_and_new_versions_do_not(paths):
+    landing, db = paths
+    header = CONTACTS.splitlines(keepends=True)[0]
+    since = load(
+        landing,
+        db,
+        {
+            "contacts/a.csv": header
+            + contact("C-1", "Ada", "2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z")
+            + contact("C-2", "Alan", "2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z"),
+            # C-1 renamed: a new version of the same contact, its creation time written in
+            # another zone and with milliseconds. C-2 reused by another person created later.
+            "contacts/b.csv": header
+            + contact("C-1", "Augusta", "2025-01-01T01:00:00.000+01:00", "2025-01-03T00:00:00Z")
+            + contact("C-2", "Grace", "2025-01-02T09:00:00Z", "2025-01-03T00:00:00Z"),
+        },
+    )
+    result = run_suite(db, RAW_SUITES["contacts"], since=since)
+    assert result.blocking
+    [shared] = [o for o in result.failed if o.severity == CRITICAL]
+    assert "Each contact_id names one contact" in shared.description
+    assert [(row["contact_id"], row["records"]) for row in shared.examples] == [("C-2", 2)]
