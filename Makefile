@@ -13,7 +13,7 @@ DAYS ?= 60
 LANDING ?= landing
 WAREHOUSE ?= warehouse/crm360.duckdb
 
-.PHONY: install demo test lint format dev bench clean
+.PHONY: install browser demo test lint format dev bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "crm360 needs Python 3.11"'
@@ -23,6 +23,17 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 install: $(BIN)/.installed
+
+# tests/orchestration/test_ui.py and the dbt docs test look at pages in Debian's headless
+# chromium through chromedriver: installed here when missing and apt-get can (CI runs as root
+# on Debian); elsewhere those tests skip.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then \
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else echo "chromium and chromedriver are missing and apt-get cannot install them: the browser tests skip"; fi
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
@@ -41,10 +52,14 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	@echo "Published copy for analysts and BI (read-only, pseudonymised): $(dir $(WAREHOUSE))published.duckdb"
 	@echo "  and as Parquet:      $(dir $(WAREHOUSE))published_parquet/"
 	@echo "Quality report (GX Data Docs): $(dir $(WAREHOUSE))quality_docs/index.html"
+	@echo "dbt docs (every model, column, lineage): $(dir $(WAREHOUSE))dbt_docs/index.html"
+	@echo "Example queries:       examples/queries/ (crm360 sql < examples/queries/01_top_customers_by_lifetime_value.sql)"
 	@echo "Query it:  $(BIN)/crm360 sql \"select * from marts.segment_summary\""
 	@echo "Dagster UI: make dev"
+	@echo "Report of this run, charts to open in a browser (works offline):"
+	@echo "  $(or $(CRM360_REPORT),$(dir $(WAREHOUSE))report)/index.html"
 
-test: install
+test: install browser
 	$(BIN)/pytest -q
 
 lint: install
@@ -58,6 +73,7 @@ format: install
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -m orchestration.definitions
 
+# build_bench also publishes and times the example queries (bench/publish_bench.py)
 bench: install
 	$(BIN)/python -m bench.ingest_bench
 	$(BIN)/python -m bench.build_bench

@@ -4,11 +4,13 @@ For each size (BENCH_PEOPLE, default "100000 1000000"), on the first BENCH_DAYS 
 generated landing folder (bench/landing.py):
   1. ingest everything into a fresh warehouse, then `dbt build` the whole project (full build);
   2. run every Great Expectations suite (raw and stages) on the built warehouse, timed;
-  3. add the next day's files, ingest them, and `dbt build` again (incremental build).
+  3. publish the marts and time the example queries on the copy (bench/publish_bench.py);
+  4. add the next day's files, ingest them, `dbt build` again (incremental build), and publish.
 dbt runs as Dagster runs it, a `dbt build` subprocess on the warehouse file. Reports wall time
 per phase, the ten slowest models of each build (from dbt's run_results.json), the peak memory
 of the dbt process tree, the ratio incremental / full (target: under 10% at 1M people), and the
-time quality gates add as a share of the pipeline (target: under 15%).
+time quality gates add as a share of the pipeline (target: under 15%), and publish's share
+(target: under 10%).
 Results go to bench/results/build-<people>.json.
 """
 
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import psutil
 
+from bench import publish_bench
 from bench.landing import DAYS, ROOT, day_view, generated, run_python, run_sizes
 
 PROJECT = ROOT / "dbt_project"
@@ -116,11 +119,21 @@ def bench(people: int) -> dict:
     ingest_full = run_python(INGEST, str(landing), str(warehouse))
     build_full = dbt_build(warehouse, work / "target-full")
     suites = run_python(CHECKS, str(warehouse))
+    published = publish_bench.after_full_build(warehouse, work, work / "target-full")
     day_view(full, landing, DAYS + 1)
     ingest_day = run_python(INGEST, str(landing), str(warehouse))
     build_day = dbt_build(warehouse, work / "target-day")
+    published["publish_one_day"] = publish_bench.publish_once(
+        warehouse, work / "published" / "published.duckdb"
+    )
     size_gb = warehouse.stat().st_size / 1e9
     shutil.rmtree(work, ignore_errors=True)
+    quality = _quality_share(ingest_full, build_full, suites)
+    published["summary"] = publish_bench.summary(
+        published,
+        pipeline_full=quality["pipeline_seconds"],
+        pipeline_day=ingest_day["seconds"] + build_day["seconds"],
+    )
     return {
         "people": people,
         "days": DAYS,
@@ -130,7 +143,8 @@ def bench(people: int) -> dict:
         "build_one_day": build_day,
         "incremental_share": round(build_day["seconds"] / build_full["seconds"], 3),
         "quality_suites": suites,
-        "quality": _quality_share(ingest_full, build_full, suites),
+        "quality": quality,
+        "publish": published,
         "warehouse_gb": round(size_gb, 2),
     }
 
@@ -169,6 +183,8 @@ def show(r: dict) -> None:
         f"quality gates: GX suites {q['gx_seconds']} s ({q['gx_share']:.1%} of the pipeline), "
         f"with dbt tests {q['all_checks_share']:.1%} (target < 15%)"
     )
+    if "publish" in r:
+        publish_bench.show(r)
 
 
 def main() -> None:

@@ -3,16 +3,20 @@ one step per stage.
 
 Asset keys and groups come from dbt metadata through one translator: key = [schema, model],
 group = the model's stage (seeds, staging, identity, marts; see STAGES). dbt tests become asset
-checks; error-severity ones are blocking.
+checks; error-severity ones are blocking. The last stage's step also writes the dbt docs
+(descriptions, columns, lineage) beside the warehouse; every dbt asset links to its page there.
 """
 
 import json
 import os
+import shutil
+import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey
+from dagster import AssetExecutionContext, AssetKey, MetadataValue
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.ingest import WAREHOUSE_POOL
@@ -82,6 +86,59 @@ def _stage_selection(manifest: Path, stage: str) -> str:
     )
 
 
+DOCS_FOLDER = "dbt_docs"
+DOCS_FILES = {
+    "static_index.html": "index.html",
+    "manifest.json": "manifest.json",
+    "catalog.json": "catalog.json",
+}
+"""What `dbt docs generate --static` leaves in the target folder -> the name in the docs folder.
+The static index holds the manifest and catalog inline, so it opens from file:// (dbt's plain
+index.html fetches the JSON files, which browsers refuse from file://); the JSON files are kept
+for tools that read dbt artifacts."""
+
+
+def dbt_docs_dir(warehouse: str | os.PathLike | None = None) -> Path:
+    """The dbt docs site: ``dbt_docs/`` beside the warehouse file (like ``quality_docs/``)."""
+    from ingestion.warehouse import warehouse_path
+
+    return warehouse_path(warehouse).resolve().parent / DOCS_FOLDER
+
+
+def dbt_docs_url(unique_id: str | None = None, warehouse: str | os.PathLike | None = None) -> str:
+    """file:// URL of the docs' index, or of one node's page: the docs are a single-page app
+    routed by the fragment, ``#!/model/model.crm360.customer_360``."""
+    index = (dbt_docs_dir(warehouse) / "index.html").as_uri()
+    if unique_id is None:
+        return index
+    return f"{index}#!/{unique_id.split('.', 1)[0]}/{unique_id}"
+
+
+def write_dbt_docs(dbt: DbtCliResource, target_path: Path, folder: Path, dbt_vars: str) -> None:
+    """`dbt docs generate` after the build that left its manifest in ``target_path``, copied
+    into ``folder``. ``--no-compile`` reuses that manifest instead of compiling every model
+    again, so the work is dbt's start and the catalog (one information_schema query of the
+    warehouse); it runs inside the step that holds the warehouse, never beside a writer. dbt
+    runs as a plain subprocess: through ``DbtCliResource.cli`` it took 1.5 s longer (an
+    in-process adapter and the event stream, which docs do not need). Each file is swapped in
+    whole (os.replace), so a reader sees the previous docs or these."""
+    profiles = dbt.profiles_dir or dbt.project_dir
+    args = [dbt.dbt_executable, "docs", "generate", "--static", "--no-compile", "--quiet"]
+    args += ["--project-dir", dbt.project_dir, "--profiles-dir", profiles]
+    args += ["--target-path", str(target_path), "--log-path", str(target_path)]
+    if dbt_vars:
+        args += ["--vars", dbt_vars]
+    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    done = subprocess.run(args, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"dbt docs generate failed: {(done.stdout + done.stderr)[-2000:]}")
+    folder.mkdir(parents=True, exist_ok=True)
+    for source, name in DOCS_FILES.items():
+        aside = folder / f".{name}.tmp"
+        shutil.copyfile(target_path / source, aside)
+        os.replace(aside, folder / name)
+
+
 class Crm360DbtTranslator(DagsterDbtTranslator):
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         meta = dbt_resource_props.get("meta", {}).get("dagster", {})
@@ -95,6 +152,13 @@ class Crm360DbtTranslator(DagsterDbtTranslator):
         if dbt_resource_props["resource_type"] in ("model", "seed"):
             return stage_of(dbt_resource_props)
         return None
+
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        """dagster-dbt's metadata (columns, relation) and a link to the node's dbt docs page."""
+        metadata = dict(super().get_metadata(dbt_resource_props))
+        if dbt_resource_props["resource_type"] in ("model", "seed"):
+            metadata["dbt_docs"] = MetadataValue.url(dbt_docs_url(dbt_resource_props["unique_id"]))
+        return metadata
 
 
 def _stage_assets(stage: str):
@@ -125,11 +189,28 @@ def _stage_assets(stage: str):
         # A test runs in the step where all the models it reads exist: a relationships test of a
         # staging model to a seed runs with staging, not with the seeds.
         args = ["build", "--indirect-selection", "buildable"]
-        if project_vars.values:
-            args += ["--vars", json.dumps(project_vars.values)]
-        yield from dbt.cli(args, context=context).stream()
+        dbt_vars = json.dumps(project_vars.values) if project_vars.values else ""
+        if dbt_vars:
+            args += ["--vars", dbt_vars]
+        build = dbt.cli(args, context=context)
+        yield from build.stream()
+        if stage == DOCS_STAGE:
+            started, folder = time.perf_counter(), path.parent / DOCS_FOLDER
+            try:
+                write_dbt_docs(dbt, build.target_path, folder, dbt_vars)
+            except Exception as error:  # docs are reported, never fail the build
+                context.log.warning(f"dbt docs not written to {folder}: {error}")
+            else:
+                context.log.info(
+                    f"dbt docs: {(folder / 'index.html').as_uri()} "
+                    f"({time.perf_counter() - started:.1f} s)"
+                )
 
     return _models
 
+
+DOCS_STAGE = STAGES[-1]
+"""The step that writes the dbt docs, after its build: the last, so the catalog lists every
+table as this run left it."""
 
 dbt_stage_assets = [_stage_assets(stage) for stage in STAGES]

@@ -6,6 +6,7 @@ End-to-end, identity and customer-360 tests all read the same warehouse, so the 
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,6 +17,17 @@ import pytest
 from tests.pipeline import crm360
 
 PEOPLE, DAYS, SEED = 1500, 14, 7
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """Every test sees the environment the session started with: `crm360 run` called in-process
+    (``orchestration.cli.main``) sets CRM360_WAREHOUSE and friends for the rest of its process,
+    which would leak into the tests after it."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def _build_pipeline(root: Path) -> dict:
