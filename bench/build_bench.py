@@ -4,13 +4,15 @@ For each size (BENCH_PEOPLE, default "100000 1000000"), on the first BENCH_DAYS 
 generated landing folder (bench/landing.py):
   1. ingest everything into a fresh warehouse, then `dbt build` the whole project (full build);
   2. run every Great Expectations suite (raw and stages) on the built warehouse, timed;
-  3. publish the marts and time the example queries on the copy (bench/publish_bench.py);
-  4. add the next day's files, ingest them, `dbt build` again (incremental build), and publish.
+  3. fit the CLV models alone in their own process, as marts.clv_model_params does (time and
+     peak memory of the fit);
+  4. publish the marts and time the example queries on the copy (bench/publish_bench.py);
+  5. add the next day's files, ingest them, `dbt build` again (incremental build), and publish.
 dbt runs as Dagster runs it, a `dbt build` subprocess on the warehouse file. Reports wall time
 per phase, the ten slowest models of each build (from dbt's run_results.json), the peak memory
 of the dbt process tree, the ratio incremental / full (target: under 10% at 1M people), and the
 time quality gates add as a share of the pipeline (target: under 15%), and publish's share
-(target: under 10%).
+(target: under 10%), and the time the segment, value and prediction marts take in the build.
 Results go to bench/results/build-<people>.json.
 """
 
@@ -60,6 +62,47 @@ print(json.dumps(out))
 """
 
 
+# The segment, value and prediction marts (issue 4), timed inside each build.
+SEGMENT_MARTS = (
+    "customer_segments",
+    "segment_summary",
+    "channel_effectiveness",
+    "cohort_retention",
+    "service_quality",
+    "clv_model_params",
+    "clv_predictions",
+)
+
+# The CLV fit as the clv_model_params dbt model runs it (its own functions, on the warehouse's
+# orders), in a process of its own: the fit's time and the process's peak memory.
+CLV_FIT = """
+import importlib.util, json, resource, sys, time
+from pathlib import Path
+import duckdb
+from analytics import clv
+spec = importlib.util.spec_from_file_location(
+    "clv_model_params", "dbt_project/models/marts/predictions/clv_model_params.py")
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+t = time.perf_counter()
+with duckdb.connect(sys.argv[1], read_only=True) as conn:
+    orders = conn.table("marts.customer_touchpoints").filter("channel = 'order'")
+    end = m.newest_order_date(orders)
+    purchases = orders.filter(m.PURCHASE_CONDITION).project(m.PURCHASE_COLUMNS).pl()
+read = time.perf_counter() - t
+summary = m.purchase_summary(purchases, end, "day")
+summarised = time.perf_counter() - t - read
+bgnbd = clv.fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
+gg = clv.fit_gamma_gamma(summary["frequency"], summary["monetary_value"])
+print(json.dumps({
+    "seconds": round(time.perf_counter() - t, 2), "read_seconds": round(read, 2),
+    "summary_seconds": round(summarised, 2), "purchases": purchases.height,
+    "customers": summary.height, "bg_nbd_fit_seconds": round(bgnbd.fit_seconds, 2),
+    "gamma_gamma_fit_seconds": round(gg.fit_seconds, 2),
+    "converged": [bgnbd.converged, gg.converged],
+    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+"""
+
+
 def _peak_rss_of_tree(proc: psutil.Process, stop: threading.Event, peak: list[int]) -> None:
     while not stop.is_set():
         try:
@@ -99,6 +142,11 @@ def dbt_build(warehouse: Path, target: Path) -> dict:
         ),
         key=lambda m: -m["seconds"],
     )
+    marts = {
+        r["unique_id"].split(".")[-1]: round(r["execution_time"], 2)
+        for r in results
+        if r["unique_id"].startswith("model.") and r["unique_id"].split(".")[-1] in SEGMENT_MARTS
+    }
     checks = ("test.", "unit_test.")
     tests = sum(r["execution_time"] for r in results if r["unique_id"].startswith(checks))
     return {
@@ -107,6 +155,7 @@ def dbt_build(warehouse: Path, target: Path) -> dict:
         "models_seconds": round(sum(m["seconds"] for m in models), 1),
         "tests_seconds": round(tests, 1),
         "slowest": models[:10],
+        "segment_marts_seconds": marts,
     }
 
 
@@ -119,6 +168,7 @@ def bench(people: int) -> dict:
     ingest_full = run_python(INGEST, str(landing), str(warehouse))
     build_full = dbt_build(warehouse, work / "target-full")
     suites = run_python(CHECKS, str(warehouse))
+    clv_fit = run_python(CLV_FIT, str(warehouse))
     published = publish_bench.after_full_build(warehouse, work, work / "target-full")
     day_view(full, landing, DAYS + 1)
     ingest_day = run_python(INGEST, str(landing), str(warehouse))
@@ -144,6 +194,14 @@ def bench(people: int) -> dict:
         "incremental_share": round(build_day["seconds"] / build_full["seconds"], 3),
         "quality_suites": suites,
         "quality": quality,
+        "segment_marts": {
+            "build_full_seconds": round(sum(build_full["segment_marts_seconds"].values()), 1),
+            "build_full_share": round(
+                sum(build_full["segment_marts_seconds"].values()) / build_full["seconds"], 3
+            ),
+            "build_one_day_seconds": round(sum(build_day["segment_marts_seconds"].values()), 1),
+            "clv_fit": clv_fit,
+        },
         "publish": published,
         "warehouse_gb": round(size_gb, 2),
     }
@@ -183,6 +241,21 @@ def show(r: dict) -> None:
         f"quality gates: GX suites {q['gx_seconds']} s ({q['gx_share']:.1%} of the pipeline), "
         f"with dbt tests {q['all_checks_share']:.1%} (target < 15%)"
     )
+    if "segment_marts" in r:
+        m, fit = r["segment_marts"], r["segment_marts"]["clv_fit"]
+        print(
+            f"segment, value and prediction marts: {m['build_full_seconds']} s of the full "
+            f"build ({m['build_full_share']:.1%}), {m['build_one_day_seconds']} s of the "
+            f"one-day build; per model: "
+            + ", ".join(f"{k} {v} s" for k, v in r["build_full"]["segment_marts_seconds"].items())
+        )
+        print(
+            f"CLV fit alone: {fit['seconds']} s for {fit['customers']:,} customers "
+            f"({fit['purchases']:,} purchases; read {fit['read_seconds']} s, summary "
+            f"{fit['summary_seconds']} s, BG/NBD {fit['bg_nbd_fit_seconds']} s, Gamma-Gamma "
+            f"{fit['gamma_gamma_fit_seconds']} s), peak RSS {fit['peak_rss_mb']} MB, "
+            f"converged {fit['converged']}"
+        )
     if "publish" in r:
         publish_bench.show(r)
 
