@@ -624,6 +624,7 @@ def load_source(
     try:
         for batch in _prefetched(_batches(_new_files(landing_dir, source, known), limit)):
             done = load_batch(conn, source, batch)
+            _release(batch)
             for r in done:
                 log.info(
                     "%s: %s rows: %d loaded, %d quarantined, %d duplicates",
@@ -643,6 +644,13 @@ def load_source(
         conn.execute("CHECKPOINT")
         log.debug("%s: checkpoint in %.2fs", source.name, time.perf_counter() - started)
     return results
+
+
+def _release(batch: list[_Landed]) -> None:
+    """Drops a loaded batch's data, so that its memory is free before the next batch is taken
+    (the loop still holds the list while it waits for the next one)."""
+    for landed in batch:
+        landed.data, landed.records, landed.table = b"", None, None
 
 
 def _batches(files: Iterable[_Landed], limit: int) -> Iterator[list[_Landed]]:
@@ -691,23 +699,24 @@ def _prefetched(batches: Iterator[list[_Landed]]) -> Iterator[list[_Landed]]:
     """The batches, each read, checksummed and framed in a thread while the previous one loads.
 
     Reading, hashing, gunzip and NumPy framing release the GIL for their heavy parts, as DuckDB
-    does while it executes, so the two overlap on separate cores. One batch waits at most.
+    does while it executes, so the two overlap on separate cores. One batch waits at most, and
+    the next is read only once the waiting one is taken: at most two batches are in memory (the
+    one loading and the one read ahead), not a third read while the second waits.
     """
     handoff: queue.Queue = queue.Queue(maxsize=1)
+    taken = threading.Semaphore(0)
     stop = threading.Event()
     done = object()
 
     def produce() -> None:
         try:
             for batch in batches:
-                while not stop.is_set():
-                    try:
-                        handoff.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
+                handoff.put(batch)  # never blocks: the queue is empty (see below)
+                del batch
+                # Wait until the consumer takes it before reading the next one.
+                while not taken.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
             handoff.put(done)
         except BaseException as exc:  # handed to the consumer, raised there
             handoff.put(exc)
@@ -718,6 +727,7 @@ def _prefetched(batches: Iterator[list[_Landed]]) -> Iterator[list[_Landed]]:
         while True:
             waiting = time.perf_counter()
             item = handoff.get()
+            taken.release()
             log.debug("waited %.2fs for the next batch to be read", time.perf_counter() - waiting)
             if item is done:
                 break

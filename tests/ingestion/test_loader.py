@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -470,3 +471,21 @@ def test_a_consumer_that_stops_early_does_not_leave_the_reader_waiting():
     assert next(batches) == [1]
     batches.close()  # runs the generator's cleanup: the reader thread must finish
     assert not any(t.name == "crm360-prefetch" for t in threading.enumerate())
+
+
+def test_the_reader_stays_at_most_one_batch_ahead_of_the_load():
+    """A batch holds up to CRM360_INGEST_BATCH_MB of data (and its framed copy): at most two may
+    be in memory, the one loading and the one read ahead, never a third read while the second
+    waits."""
+    read = []
+
+    def batches():
+        for n in range(6):
+            read.append(n)
+            yield [n]
+
+    ahead = []
+    for batch in loader._prefetched(batches()):
+        time.sleep(0.05)  # loading: the reader has time to read as far ahead as it may
+        ahead.append(len(read) - (batch[0] + 1))
+    assert max(ahead) == 1  # it reads ahead (the overlap), but one batch only
