@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 
 from bench import publish_bench
-from bench.landing import DAYS, ROOT, day_view, generated, run_python, run_sizes
+from bench.landing import DAYS, PHASE_TIMEOUT, ROOT, day_view, generated, run_python, run_sizes
 
 PROJECT = ROOT / "dbt_project"
 
@@ -127,7 +127,12 @@ def dbt_build(warehouse: Path, target: Path) -> dict:
     tree = psutil.Process(proc.pid)
     sampler = threading.Thread(target=_peak_rss_of_tree, args=(tree, stop, peak))
     sampler.start()
-    out, _ = proc.communicate()
+    try:
+        out, _ = proc.communicate(timeout=PHASE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stop.set()
+        raise SystemExit(f"dbt build still running after {PHASE_TIMEOUT:g} s: stopped") from None
     seconds = time.perf_counter() - started
     stop.set()
     sampler.join()

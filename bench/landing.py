@@ -39,11 +39,27 @@ print(json.dumps({"seconds": time.perf_counter() - t, "peak_rss_mb": peak}))
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
+PHASE_TIMEOUT = float(os.environ.get("BENCH_PHASE_TIMEOUT", "7200"))
+"""Seconds a phase may take before the benchmark stops, saying which phase hung (a query that
+never returns, as DuckDB 2.0.0 did on a LIMIT over a staging view, must not hang `make bench`)."""
+
+
 def run_python(script: str, *args: str) -> dict:
     """Run a benchmark phase in its own process (its own peak memory); returns its JSON line."""
-    proc = subprocess.run(
-        [sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", script, *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=PHASE_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired as exc:
+        first = next((line for line in script.splitlines() if line.startswith("from ")), "")
+        raise SystemExit(
+            f"benchmark phase ({first.strip()} ... {' '.join(args)}) still running after "
+            f"{PHASE_TIMEOUT:g} s (BENCH_PHASE_TIMEOUT): stopped"
+        ) from exc
     if proc.returncode != 0:
         raise SystemExit(f"benchmark phase failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
