@@ -8,7 +8,10 @@
 
     Web identify traits carry one `name`: split at the first space into first and last name
     (the generator and most shops send "First Last"); a name without a space gives neither.
+
+    A table (its tests took 28 s at 1,000,000 people as a view, each recomputing it).
 -#}
+{{ config(materialized='table') }}
 {%- set text = dbt.type_string() -%}
 {%- set profile_columns = [
     ('first_name', text), ('last_name', text), ('email', text), ('phone', text),

@@ -11,7 +11,10 @@
       combines with theirs): the product most customers bought (ties: smaller product_key)
       that they have not bought; the score is the share of buyers who bought it.
     A customer who bought every product has no row.
+
+    A table (its five tests took 240 s at 1,000,000 people as a view, each recomputing it).
 -#}
+{{ config(materialized='table') }}
 {%- set text = dbt.type_string() -%}
 
 with

@@ -9,7 +9,11 @@
       share who also bought the next product, the estimate of P(buys next | bought product).
     - lift = confidence / (next_product_buyers / buyer_count): how much more likely than for
       any customer (1 = no affinity).
+
+    A table (its tests took 29 s at 1,000,000 people as a view, each recomputing it, and the
+    recommendations read it).
 -#}
+{{ config(materialized='table') }}
 {%- set min_co_buyers = var('next_product_min_co_buyers', 2) | int -%}
 {%- set text = dbt.type_string() -%}
 

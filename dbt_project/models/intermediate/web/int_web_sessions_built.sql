@@ -10,6 +10,10 @@
     can thus merge, split or re-own sessions of any age, and sessions whose id changed do not
     linger. The lookback only widens the set of visitors re-checked (a safety margin for loads
     that land out of _loaded_at order); event-time lateness is handled exactly, whatever its age.
+
+    It reads the events from fct_web_events, the table the run has just brought up to date,
+    not from the stg_web__events view: finding the visitors to rebuild and reading their
+    history then scans stored columns, instead of extracting every event's JSON again.
 -#}
 {{
     config(
@@ -41,7 +45,7 @@ web_events as (
         campaign_medium,
         campaign_name,
         _loaded_at
-    from {{ ref('stg_web__events') }}
+    from {{ ref('fct_web_events') }}
     where event_at_utc is not null
 
 ),

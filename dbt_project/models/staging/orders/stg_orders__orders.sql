@@ -1,6 +1,12 @@
 {#- One row per order: its newest version (updated_at, else created_at; then the later file and
     row), money as DECIMAL(18,2), refunds summed, net revenue in the order's and the reporting
-    currency. -#}
+    currency.
+
+    A table, not a view like the other staging models: finding each order's newest version and
+    summing its refunds out of the JSON costs a window over every version of every order, and
+    eleven tests and six models read this one. Measured at 1,000,000 people: its tests alone
+    took 112 s of a build as a view, recomputing it each time. -#}
+{{ config(materialized='table') }}
 {%- set reporting_currency = var('reporting_currency', 'USD') | upper -%}
 
 with
