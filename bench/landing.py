@@ -41,7 +41,8 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 PHASE_TIMEOUT = float(os.environ.get("BENCH_PHASE_TIMEOUT", "7200"))
 """Seconds a phase may take before the benchmark stops, saying which phase hung (a query that
-never returns, as DuckDB 2.0.0 did on a LIMIT over a staging view, must not hang `make bench`)."""
+never returns, as DuckDB 2.0.0 does on a LIMIT over a view as complex as stg_orders__orders
+was, must not hang `make bench`)."""
 
 
 def run_python(script: str, *args: str) -> dict:
