@@ -603,7 +603,7 @@ def build_publish(
             mode=published.pii,
             key=key,
             key_source=key_source,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
         )
         return MaterializeResult(
             metadata={

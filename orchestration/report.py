@@ -621,8 +621,8 @@ def build_report(
     def _report(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
         report = write_report(
             Path(warehouse.path),
-            run_id=context.run_id,
-            checks=check_outcomes(context.instance, context.run_id),
+            run_id=context.run.run_id,
+            checks=check_outcomes(context.instance, context.run.run_id),
         )
         for chart in report.charts:
             if not chart.svg:
