@@ -21,6 +21,16 @@ def email_norm(expr: str) -> str:
     return f"nullif(lower(trim({expr})), '')"
 
 
+def unix_seconds(expr: str) -> str:
+    """SQL for a text of Unix seconds as a DOUBLE, NULL unless a timestamp can hold it.
+
+    Years 1 to 9999 only: ``to_timestamp`` raises on a larger number, NaN or infinity, and one
+    such record would otherwise stop its whole batch instead of being quarantined.
+    """
+    seconds = f"try_cast({expr} AS DOUBLE)"
+    return f"(CASE WHEN {seconds} BETWEEN -62135596800 AND 253402300799 THEN {seconds} END)"
+
+
 def iso_timestamp_rule(column: str) -> tuple[str, str]:
     return (
         f"{column} IS NOT NULL AND try_cast({column} AS TIMESTAMPTZ) IS NULL",
@@ -134,7 +144,7 @@ EMAIL = Source(
             "format('event {} is not one of " + ", ".join(EMAIL_EVENTS) + "', event)",
         ),
         (
-            "try_cast(timestamp AS DOUBLE) IS NULL",
+            f"{unix_seconds('timestamp')} IS NULL",
             "format('timestamp is not Unix seconds: {}', timestamp)",
         ),
     ),
@@ -146,7 +156,7 @@ EMAIL = Source(
         (
             "event_at",
             "TIMESTAMP",
-            "(to_timestamp(try_cast(timestamp AS DOUBLE)) AT TIME ZONE 'UTC')",
+            f"(to_timestamp({unix_seconds('timestamp')}) AT TIME ZONE 'UTC')",
         ),
     ),
 )

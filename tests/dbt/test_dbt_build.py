@@ -8,6 +8,7 @@ asserted are computed by hand in the comments.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -196,3 +197,32 @@ def test_late_event_reforms_sessions(built: Built) -> None:
         ("a-9", "w-8", None, 1),
         ("user:8002", "w-6", "8002", 1),
     ]
+
+
+def test_money_too_large_for_its_column_is_null_not_a_failed_build(tmp_path: Path) -> None:
+    """A line of 2,000,000,000 items at 99,999,999.00 (2e17), or a refund larger than any order,
+    does not fit DECIMAL(18,2): the amount is NULL (and the money tests say so), the build of
+    every other order goes on."""
+    order = {
+        "id": 9001,
+        "created_at": "2025-06-01T10:30:00Z",
+        "currency": "USD",
+        "total_price": "10.00",
+        "line_items": [{"product_id": 1, "quantity": 2000000000, "price": "99999999.00"}],
+        "refunds": [
+            {"transactions": [{"amount": "9999999999999999.00"}]},
+            {"transactions": [{"amount": "9999999999999999.00"}]},
+        ],
+    }
+    path = tmp_path / "crm360.duckdb"
+    load_landing(path, tmp_path / "landing", {"orders/o.jsonl": json.dumps(order) + "\n"})
+    dbt_build(
+        path,
+        tmp_path / "target",
+        "--select",
+        "+stg_orders__orders +stg_orders__line_items",
+        "--exclude",
+        "resource_type:test",
+    )
+    assert query(path, "select line_total from staging.stg_orders__line_items") == [(None,)]
+    assert query(path, "select net_revenue from staging.stg_orders__orders") == [(None,)]

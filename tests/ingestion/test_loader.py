@@ -111,6 +111,8 @@ def test_every_malformed_jsonl_case_is_quarantined_with_its_reason(landing, db):
             {k: v for k, v in email("no-email").items() if k != "email"},
             email(""),  # empty required id
             email("null-ts", timestamp=None),
+            email("far-ts", timestamp=1e18),  # a number no timestamp holds
+            email("nan-ts", timestamp="NaN"),
         ),
     )
     write(
@@ -148,6 +150,8 @@ def test_every_malformed_jsonl_case_is_quarantined_with_its_reason(landing, db):
         ("email/e1.jsonl", 6): "required field email is missing or empty",
         ("email/e1.jsonl", 7): "required field sg_event_id is missing or empty",
         ("email/e1.jsonl", 8): "required field timestamp is missing or empty",
+        ("email/e1.jsonl", 9): "timestamp is not Unix seconds: 1e+18",
+        ("email/e1.jsonl", 10): "timestamp is not Unix seconds: NaN",
         ("email/e2.jsonl", 2): "row is not valid UTF-8",
         ("orders/o1.jsonl", 2): "currency ₩ is not a three-letter ISO 4217 code",
         ("orders/o1.jsonl", 3): "created_at is not an ISO 8601 timestamp: not-a-date",

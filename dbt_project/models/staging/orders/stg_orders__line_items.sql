@@ -46,7 +46,8 @@ final as (
         title,
         quantity,
         price,
-        cast(quantity * price as decimal(18, 2)) as line_total,
+        -- widened first: an absurd quantity times price must give NULL, not fail the build
+        try_cast(quantity * cast(price as decimal(38, 2)) as decimal(18, 2)) as line_total,
         currency
     from typed
 

@@ -74,7 +74,7 @@ typed as (
         {{ parse_money('current_versions.subtotal_price') }} as subtotal_price,
         {{ parse_money('current_versions.total_tax') }} as total_tax,
         {{ parse_money('current_versions.total_discounts') }} as total_discounts,
-        cast(coalesce(refund_totals.total_refunded, 0) as decimal(18, 2)) as total_refunded,
+        try_cast(coalesce(refund_totals.total_refunded, 0) as decimal(18, 2)) as total_refunded,
         current_versions.customer_id,
         {{ clean_text('current_versions.email') }} as email,
         current_versions.email_normalized,
@@ -107,7 +107,7 @@ converted as (
         case
             when typed.cancelled_at_utc is not null or typed.financial_status = 'voided'
                 then cast(0 as decimal(18, 2))
-            else cast(coalesce(typed.total_price, 0) - typed.total_refunded as decimal(18, 2))
+            else try_cast(coalesce(typed.total_price, 0) - typed.total_refunded as decimal(18, 2))
         end as net_revenue,
         -- NULL when either currency is missing from seeds/currency_rates.csv: a test failure
         -- (not_null in the YAML), never revenue that silently disappears from a sum.
@@ -141,8 +141,8 @@ final as (
         converted.net_revenue,
         '{{ reporting_currency }}' as reporting_currency,
         converted.rate_to_reporting,
-        cast(converted.total_price * converted.rate_to_reporting as decimal(18, 2)) as total_price_reporting,
-        cast(converted.net_revenue * converted.rate_to_reporting as decimal(18, 2)) as net_revenue_reporting,
+        try_cast(converted.total_price * converted.rate_to_reporting as decimal(18, 2)) as total_price_reporting,
+        try_cast(converted.net_revenue * converted.rate_to_reporting as decimal(18, 2)) as net_revenue_reporting,
         converted.customer_id,
         converted.email,
         converted.email_normalized,
