@@ -3,7 +3,8 @@
 For each size (BENCH_PEOPLE, default "100000 1000000"), on the first BENCH_DAYS (90) days of a
 generated landing folder (bench/landing.py):
   1. ingest everything into a fresh warehouse, then `dbt build` the whole project (full build);
-  2. run every Great Expectations suite (raw and stages) on the built warehouse, timed;
+  2. run `dbt test` alone on the built warehouse (the wall time dbt's tests add), then every
+     Great Expectations suite (raw and stages), timed;
   3. fit the CLV models alone in their own process, as marts.clv_model_params does (time and
      peak memory of the fit);
   4. publish the marts and time the example queries on the copy (bench/publish_bench.py);
@@ -115,10 +116,12 @@ def _peak_rss_of_tree(proc: psutil.Process, stop: threading.Event, peak: list[in
         stop.wait(0.2)
 
 
-def dbt_build(warehouse: Path, target: Path) -> dict:
-    """`dbt build` of the whole project; wall time, peak RSS and the slowest models."""
+def dbt_build(warehouse: Path, target: Path, command: str = "build") -> dict:
+    """`dbt build` (or another command, such as `dbt test`) of the whole project; wall time,
+    peak RSS and the slowest models."""
     dbt = Path(sys.executable).with_name("dbt")
-    args = [str(dbt), "build", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT)]
+    args = [str(dbt), command, "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT)]
+    args += ["--exclude-resource-type", "unit_test"]  # as the pipeline runs it
     args += ["--target-path", str(target), "--log-path", str(target / "logs")]
     env = {**os.environ, "CRM360_WAREHOUSE": str(warehouse)}
     started = time.perf_counter()
@@ -132,12 +135,13 @@ def dbt_build(warehouse: Path, target: Path) -> dict:
     except subprocess.TimeoutExpired:
         proc.kill()
         stop.set()
-        raise SystemExit(f"dbt build still running after {PHASE_TIMEOUT:g} s: stopped") from None
+        stopped = f"dbt {command} still running after {PHASE_TIMEOUT:g} s: stopped"
+        raise SystemExit(stopped) from None
     seconds = time.perf_counter() - started
     stop.set()
     sampler.join()
     if proc.returncode != 0:
-        raise SystemExit(f"dbt build failed:\n{out.decode()[-6000:]}")
+        raise SystemExit(f"dbt {command} failed:\n{out.decode()[-6000:]}")
     results = json.loads((target / "run_results.json").read_text())["results"]
     models = sorted(
         (
@@ -154,12 +158,21 @@ def dbt_build(warehouse: Path, target: Path) -> dict:
     }
     checks = ("test.", "unit_test.")
     tests = sum(r["execution_time"] for r in results if r["unique_id"].startswith(checks))
+    slowest_tests = sorted(
+        (
+            {"node": r["unique_id"].split(".")[2], "seconds": round(r["execution_time"], 2)}
+            for r in results
+            if r["unique_id"].startswith(checks)
+        ),
+        key=lambda t: -t["seconds"],
+    )[:10]
     return {
         "seconds": round(seconds, 1),
         "peak_rss_mb": round(peak[0] / 2**20),
         "models_seconds": round(sum(m["seconds"] for m in models), 1),
         "tests_seconds": round(tests, 1),
         "slowest": models[:10],
+        "slowest_tests": slowest_tests,
         "segment_marts_seconds": marts,
     }
 
@@ -172,6 +185,9 @@ def bench(people: int) -> dict:
     day_view(full, landing, DAYS)
     ingest_full = run_python(INGEST, str(landing), str(warehouse))
     build_full = dbt_build(warehouse, work / "target-full")
+    # dbt's tests alone, on the built warehouse: the wall time they add (inside `dbt build` they
+    # share its two threads with the models, so their summed node times overstate it)
+    build_full["tests_wall_seconds"] = dbt_build(warehouse, work / "target-test", "test")["seconds"]
     suites = run_python(CHECKS, str(warehouse))
     clv_fit = run_python(CLV_FIT, str(warehouse))
     published = publish_bench.after_full_build(warehouse, work, work / "target-full")
@@ -214,15 +230,20 @@ def bench(people: int) -> dict:
 
 def _quality_share(ingest: dict, build: dict, suites: dict) -> dict:
     """The time the quality gates add: GX suites (run after the build here, as checks between
-    stages in the pipeline) and dbt's own tests (inside the build), as shares of the pipeline."""
+    stages in the pipeline) and dbt's own tests (the wall time of `dbt test` on the built
+    warehouse), as shares of the pipeline (ingestion, the dbt build with its tests, the suites).
+    ``dbt_tests_node_seconds`` is the sum of the test nodes' times inside the build, which
+    overstates their cost: the build runs two at a time, beside models."""
     gx = sum(s["seconds"] for s in suites.values())
+    tests = build.get("tests_wall_seconds", build["tests_seconds"])
     pipeline = ingest["seconds"] + build["seconds"] + gx
     return {
         "gx_seconds": round(gx, 1),
-        "dbt_tests_seconds": build["tests_seconds"],
+        "dbt_tests_seconds": tests,
+        "dbt_tests_node_seconds": build["tests_seconds"],
         "pipeline_seconds": round(pipeline, 1),
         "gx_share": round(gx / pipeline, 3),
-        "all_checks_share": round((gx + build["tests_seconds"]) / pipeline, 3),
+        "all_checks_share": round((gx + tests) / pipeline, 3),
     }
 
 
@@ -244,7 +265,8 @@ def show(r: dict) -> None:
     q = r["quality"]
     print(
         f"quality gates: GX suites {q['gx_seconds']} s ({q['gx_share']:.1%} of the pipeline), "
-        f"with dbt tests {q['all_checks_share']:.1%} (target < 15%)"
+        f"with dbt's tests ({q['dbt_tests_seconds']} s, `dbt test` alone) "
+        f"{q['all_checks_share']:.1%} (target < 15%)"
     )
     if "segment_marts" in r:
         m, fit = r["segment_marts"], r["segment_marts"]["clv_fit"]
