@@ -177,10 +177,28 @@ def dbt_build(warehouse: Path, target: Path, command: str = "build") -> dict:
     }
 
 
+DISK_GB_PER_MILLION = 60
+"""Disk the build benchmark needs at 1M people, beside the generated landing folder: the
+warehouse grows to 22 GB through the two builds, a published copy takes 11 GB and the
+both-schemas copy 18 GB (deleted after its queries), and DuckDB spills beyond its memory."""
+
+
+def _require_disk(work: Path, people: int) -> None:
+    """Stop at once, not an hour in, when the disk cannot hold the benchmark."""
+    need = DISK_GB_PER_MILLION * people / 1e6
+    free = shutil.disk_usage(work).free / 1e9
+    if free < need:
+        raise SystemExit(
+            f"the build benchmark at {people:,} people needs about {need:.0f} GB of disk; "
+            f"{work} has {free:.0f} GB free (BENCH_WORK=DIR puts the benchmark elsewhere)"
+        )
+
+
 def bench(people: int) -> dict:
     full, _ = generated(people)
     work = full.parent / "build"
     shutil.rmtree(work, ignore_errors=True)
+    _require_disk(full.parent, people)
     landing, warehouse = work / "landing", work / "crm360.duckdb"
     day_view(full, landing, DAYS)
     ingest_full = run_python(INGEST, str(landing), str(warehouse))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 from pathlib import Path
 
@@ -113,6 +114,9 @@ def after_full_build(warehouse: Path, work: Path, target_path: Path) -> dict:
             "identified": (work / "published_both" / "published.duckdb", "marts_identified"),
         }
     )
+    # 18 GB at 1M people: gone before the one-day build needs the disk (that build once failed
+    # with "No space left on device" while this copy was still there)
+    shutil.rmtree(work / "published_both", ignore_errors=True)
     docs = dbt_docs(warehouse, target_path, work / "dbt_docs")
     return {"publish": default, "publish_both": both, "queries": queries, "dbt_docs": docs}
 

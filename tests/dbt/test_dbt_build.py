@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -35,13 +37,15 @@ def load_landing(warehouse: Path, landing: Path, files: dict[str, str]) -> None:
             load_source(conn, source, landing)
 
 
-def dbt_build(warehouse: Path, target_path: Path, *args: str) -> None:
+def dbt_build(
+    warehouse: Path, target_path: Path, *args: str, command: str = "build", check: bool = True
+) -> subprocess.CompletedProcess:
     """`dbt build` in its own process, as Dagster runs it (dbt keeps DuckDB open in-process)."""
     dbt = Path(sys.executable).with_name("dbt")
     done = subprocess.run(
         [
             str(dbt),
-            "build",
+            command,
             "--project-dir",
             str(PROJECT_DIR),
             "--profiles-dir",
@@ -57,7 +61,9 @@ def dbt_build(warehouse: Path, target_path: Path, *args: str) -> None:
         text=True,
         timeout=120,
     )
-    assert done.returncode == 0, f"dbt build failed:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
+    if check:
+        assert done.returncode == 0, f"dbt failed:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
+    return done
 
 
 def query(warehouse: Path, sql: str) -> list[tuple]:
@@ -226,3 +232,33 @@ def test_money_too_large_for_its_column_is_null_not_a_failed_build(tmp_path: Pat
     )
     assert query(path, "select line_total from staging.stg_orders__line_items") == [(None,)]
     assert query(path, "select net_revenue from staging.stg_orders__orders") == [(None,)]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "insert into marts.identity_map select * from marts.identity_map limit 1",  # twice
+        "delete from marts.identity_map where record_key = (select min(record_key) "
+        "from marts.identity_map)",  # a loaded record without a customer
+    ],
+    ids=["a-record-twice", "a-record-missing"],
+)
+def test_identity_map_holds_every_record_exactly_once_or_its_test_fails(
+    warehouse: Path, tmp_path: Path, damage: str
+) -> None:
+    """identity_every_record_once is identity_map's only uniqueness test: it must catch both."""
+    copy = tmp_path / "crm360.duckdb"
+    shutil.copyfile(warehouse, copy)
+    with duckdb.connect(str(copy)) as conn:
+        conn.execute(damage)
+    done = dbt_build(
+        copy,
+        tmp_path / "target",
+        "--select",
+        "identity_map,test_name:identity_every_record_once",
+        command="test",
+        check=False,
+    )
+    assert done.returncode != 0
+    output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)  # without the terminal colours
+    assert "Failure in test identity_every_record_once_identity_map" in output
