@@ -43,7 +43,9 @@ def test_identity_and_customer_marts_are_assets_with_their_dbt_tests_as_checks()
         assert key in set(graph.get_all_asset_keys()), name
         assert graph.get(key).group_name == stage
         checks = [c.name for c in graph.asset_check_keys if c.asset_key == key]
-        assert any(c.startswith("unique_") for c in checks), (name, checks)
+        # identity_map: identity_every_record_once is its uniqueness test (each record once)
+        unique = ("unique_", "identity_every_record_once")
+        assert any(c.startswith(unique) for c in checks), (name, checks)
     matching = AssetKey(["intermediate", "int_record_matches_scored"])
     assert graph.get(matching).group_name == "identity"
 
