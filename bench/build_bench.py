@@ -156,13 +156,12 @@ def dbt_build(warehouse: Path, target: Path, command: str = "build") -> dict:
         for r in results
         if r["unique_id"].startswith("model.") and r["unique_id"].split(".")[-1] in SEGMENT_MARTS
     }
-    checks = ("test.", "unit_test.")
-    tests = sum(r["execution_time"] for r in results if r["unique_id"].startswith(checks))
+    checks = [r for r in results if r["unique_id"].startswith(("test.", "unit_test."))]
+    tests = sum(r["execution_time"] for r in checks)
     slowest_tests = sorted(
         (
             {"node": r["unique_id"].split(".")[2], "seconds": round(r["execution_time"], 2)}
-            for r in results
-            if r["unique_id"].startswith(checks)
+            for r in checks
         ),
         key=lambda t: -t["seconds"],
     )[:10]

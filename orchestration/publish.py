@@ -259,7 +259,7 @@ def _build(
     overrides: Mapping[str, Mapping[str, bool]],
     run_id: str,
 ) -> tuple[dict[str, int], dict[str, list[str]]]:
-    from ingestion.warehouse import memory_limit
+    from ingestion.warehouse import connect
 
     for stale in (aside, Path(f"{aside}.wal")):
         stale.unlink(missing_ok=True)
@@ -267,10 +267,7 @@ def _build(
     schemas = PII_MODES[mode]
     rows: dict[str, int] = {}
     pii: dict[str, list[str]] = {}
-    conn = duckdb.connect(str(aside))
-    try:
-        conn.execute("SET TimeZone = 'UTC'")
-        conn.execute("SET memory_limit = ?", [memory_limit()])
+    with connect(aside) as conn:  # UTC, within the pipeline's memory limit, always closed
         # The pipeline's file, read-only: steps run one at a time, so nobody writes it now.
         conn.execute(f"ATTACH '{_sql_text(str(warehouse))}' AS wh (READ_ONLY)")
         for schema in schemas:
@@ -317,8 +314,6 @@ def _build(
         _write_publication(conn, run_id, mode, key_source, rows, pii)
         conn.execute("DETACH wh")
         conn.execute("CHECKPOINT")
-    finally:
-        conn.close()
     return rows, pii
 
 
@@ -420,13 +415,12 @@ def _write_publication(
 
 def _export_parquet(db: Path, folder: Path, rows: Mapping[str, int], run_id: str) -> None:
     """Every published table as ``<schema>/<table>.parquet``, plus ``_publication.json``."""
-    from ingestion.warehouse import memory_limit
+    from ingestion.warehouse import connect
 
     shutil.rmtree(folder, ignore_errors=True)
     # Within the pipeline's memory limit, as every other DuckDB connection: without it, writing
     # the Parquet files held 9 GB at 1M people. Rows keep their order in each file.
-    conn = duckdb.connect(str(db), read_only=True, config={"memory_limit": memory_limit()})
-    try:
+    with connect(db, read_only=True) as conn:
         for name in sorted(rows):
             schema, table = name.split(".", 1)
             (folder / schema).mkdir(parents=True, exist_ok=True)
@@ -434,8 +428,6 @@ def _export_parquet(db: Path, folder: Path, rows: Mapping[str, int], run_id: str
             conn.execute(
                 f"COPY (FROM {schema}.{_q(table)}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"
             )
-    finally:
-        conn.close()
     (folder / "_publication.json").write_text(
         json.dumps({"run_id": run_id, "rows": dict(rows)}, indent=2) + "\n"
     )

@@ -40,7 +40,8 @@ def load_landing(warehouse: Path, landing: Path, files: dict[str, str]) -> None:
 def dbt_build(
     warehouse: Path, target_path: Path, *args: str, command: str = "build", check: bool = True
 ) -> subprocess.CompletedProcess:
-    """`dbt build` in its own process, as Dagster runs it (dbt keeps DuckDB open in-process)."""
+    """`dbt build` (or ``command``) in its own process, as Dagster runs it (dbt keeps DuckDB
+    open in-process); with ``check``, a failure fails the test."""
     dbt = Path(sys.executable).with_name("dbt")
     done = subprocess.run(
         [
