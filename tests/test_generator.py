@@ -16,6 +16,7 @@ import phonenumbers
 import pytest
 
 from ingestion.generator import generate
+from ingestion.generator.streams import refund_of_line
 from ingestion.sources import EMAIL_EVENTS
 
 START = date(2025, 1, 1)
@@ -295,6 +296,7 @@ def test_special_populations(gen: Path, truth) -> None:
     assert len({o.get("currency") for o in orders}) >= 6
     assert any(o.get("financial_status") == "partially_refunded" and o["refunds"] for o in orders)
     assert any(o.get("financial_status") == "refunded" for o in orders)
+    assert not [o["id"] for o in orders if _refunded(o) > (_number(o.get("total_price")) or 0)]
     assert any(o.get("cancelled_at") for o in orders)
     ids = Counter(o["id"] for o in orders if "id" in o)
     assert any(n >= 2 for n in ids.values())  # later versions of the same order
@@ -354,3 +356,29 @@ def test_phones_valid_and_notations_varied(gen: Path, truth) -> None:
     assert any(re.fullmatch(r"\d+(\.\d+)+", n) for n in raw)
     notations = {re.sub(r"\d", "9", n) for n in raw}
     assert len(notations) > 30
+
+
+def _number(text: object) -> float | None:
+    try:
+        return float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _refunded(order: dict) -> float:
+    refunds = order["refunds"] if isinstance(order.get("refunds"), list) else []
+    amounts = (_number(t.get("amount")) for r in refunds for t in r.get("transactions", []))
+    return sum(a for a in amounts if a is not None)
+
+
+def test_a_refunded_line_pays_back_its_share_of_what_was_paid_never_more_than_the_order():
+    # Found at 1,000,000 people: a 49.99 gift card refunded in full on an order of 49.21
+    # (53.98 less a 15% discount, plus tax) made the order's net revenue negative.
+    gift_card = {"price": "49.99", "quantity": 1}
+    assert refund_of_line(gift_card, subtotal=53.98, total=49.21) == pytest.approx(
+        49.99 * 49.21 / 53.98
+    )
+    assert refund_of_line({"price": "10.00", "quantity": 3}, subtotal=40.0, total=44.0) == (
+        pytest.approx(33.0)
+    )
+    assert refund_of_line({"price": "60.00", "quantity": 1}, subtotal=60.0, total=50.0) == 50.0

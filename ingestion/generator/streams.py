@@ -127,6 +127,15 @@ def iso(t: float, style: int, off_h: int = 0) -> str:
     return f"{head}{frac}{sign}{abs(off_h):02d}:00"
 
 
+def refund_of_line(line: dict, subtotal: float, total: float) -> float:
+    """What refunding one line of an order pays back: its share of what was paid (the order's
+    discount and tax applied as to every line), never more than the order's total. A shop
+    refunds what the customer paid for the line, not its list price: a line's list price can be
+    above the whole order's total when a discount applies."""
+    share = float(line["price"]) * line["quantity"] * (total / subtotal if subtotal else 0.0)
+    return min(share, total)
+
+
 @lru_cache(maxsize=4096)
 def _date_str(days_since_epoch: int) -> str:
     g = time.gmtime(days_since_epoch * 86_400)
@@ -777,7 +786,7 @@ class PersonSim:
         elif x < 0.10 and cur["financial_status"] == "paid":
             tr = float(int(versions[-1][0] + r.uniform(2 * DAY, 20 * DAY)))
             partial = len(line_items) > 1 and r.random() < 0.6
-            amount = float(line_items[0]["price"]) if partial else total
+            amount = refund_of_line(line_items[0], subtotal, total) if partial else total
             cur = dict(
                 cur,
                 updated_at=self.ts(r, tr, ms=False),
