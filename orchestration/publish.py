@@ -145,13 +145,55 @@ def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
-def _hmac_sql(column: str) -> str:
-    """SQL for the hex HMAC-SHA256 of a column's text; NULL stays NULL. The padded keys are
-    query parameters ($ipad, $opad): they never appear in SQL text a view would store."""
-    return (
-        f"sha256($opad || unhex(sha256($ipad || encode(CAST({_q(column)} AS VARCHAR)))))"
-        f" AS {_q(column)}"
-    )
+def _hmac_sql(expr: str) -> str:
+    """SQL for the hex HMAC-SHA256 of an expression's text; NULL stays NULL. The padded keys
+    are query parameters ($ipad, $opad): they never appear in SQL text a view would store."""
+    return f"sha256($opad || unhex(sha256($ipad || encode(CAST({expr} AS VARCHAR)))))"
+
+
+REPEATED = 0.5
+"""A PII column with fewer distinct values than this share of its values (the email of every
+event of a person, a first name) is pseudonymised through a table of its distinct values, each
+hashed once, joined back to the rows; other columns are hashed row by row. HMAC-SHA256 costs
+about 0.5 µs a value; at 100,000 people the emails and IPs of 1 M email events have 82,000
+distinct values, and their copy took 0.4 s instead of 1.2 s."""
+
+
+def _pseudonymised_select(
+    conn: duckdb.DuckDBPyConnection,
+    source: str,
+    columns: Sequence[str],
+    hidden: Sequence[str],
+    pads: Mapping[str, bytes],
+) -> tuple[str, dict[str, bytes]]:
+    """SQL selecting ``columns`` of ``source`` with the ``hidden`` ones as keyed pseudonyms, and
+    its parameters. Builds TEMP table ``_pseudonyms`` (in memory, never in the published file)
+    for the repeated columns (:data:`REPEATED`); drop it after running the SQL."""
+    measures = ", ".join(f"count({_q(c)}), approx_count_distinct({_q(c)})" for c in hidden)
+    stats = conn.execute(f"SELECT {measures} FROM {source}").fetchone() if hidden else ()
+    repeated = [c for i, c in enumerate(hidden) if stats[2 * i + 1] < REPEATED * stats[2 * i]]
+    if repeated:
+        values = " UNION ALL ".join(
+            f"SELECT CAST({_q(c)} AS VARCHAR) AS v FROM {source} WHERE {_q(c)} IS NOT NULL"
+            for c in repeated
+        )
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE _pseudonyms AS SELECT v, {_hmac_sql('v')} AS p "
+            f"FROM (SELECT DISTINCT v FROM ({values}))",
+            dict(pads),
+        )
+    select, joins = [], []
+    for c in columns:
+        if c in repeated:
+            alias = f"_p{len(joins)}"
+            joins.append(f"LEFT JOIN _pseudonyms {alias} ON {alias}.v = CAST(s.{_q(c)} AS VARCHAR)")
+            select.append(f"{alias}.p AS {_q(c)}")
+        elif c in hidden:
+            select.append(f"{_hmac_sql(f's.{_q(c)}')} AS {_q(c)}")
+        else:
+            select.append(f"s.{_q(c)}")
+    sql = f"SELECT {', '.join(select)} FROM {source} s {' '.join(joins)}"
+    return sql, (dict(pads) if len(repeated) < len(hidden) else {})
 
 
 def _q(name: str) -> str:
@@ -287,12 +329,13 @@ def _build(
                 hidden = pii_columns_of(table, columns, overrides)
                 pii[table] = hidden
                 if hidden or IDENTIFIED_SCHEMA not in schemas:
-                    select = ", ".join(_hmac_sql(c) if c in hidden else _q(c) for c in columns)
-                    conn.execute(
-                        f"CREATE TABLE {PSEUDONYMISED_SCHEMA}.{_q(table)} AS "
-                        f"SELECT {select} FROM {source}",
-                        {"ipad": ipad, "opad": opad} if hidden else {},
+                    select, params = _pseudonymised_select(
+                        conn, source, columns, hidden, {"ipad": ipad, "opad": opad}
                     )
+                    conn.execute(
+                        f"CREATE TABLE {PSEUDONYMISED_SCHEMA}.{_q(table)} AS {select}", params
+                    )
+                    conn.execute("DROP TABLE IF EXISTS _pseudonyms")
                 else:  # nothing to hide: one copy serves both schemas
                     conn.execute(f"CREATE VIEW {PSEUDONYMISED_SCHEMA}.{_q(table)} AS FROM {source}")
             expected = conn.execute(f"SELECT count(*) FROM wh.marts.{_q(table)}").fetchone()[0]
@@ -327,7 +370,12 @@ def identifier_leaks(
     """``table.column`` -> rows of the copy's ``schema`` holding an email address or phone
     number the warehouse knows (the normalised ``*email_normalized`` / ``*e164`` columns of
     ``wh.raw``): a value equal to one, or one anywhere in the text. The known
-    values live in a TEMP table, in memory only: never in the published file."""
+    values live in a TEMP table, in memory only: never in the published file.
+
+    An email address has an '@' and an E.164 number a '+': only the rows whose text has one
+    of them are compared (a scan for a character), so ids, pseudonyms and categories, most of
+    the copy, cost no lookup. A known value with neither (an email field holding "n/a") is
+    not an address to leak and not looked for."""
     sources = conn.execute(
         "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = 'wh' "
         "AND schema_name = 'raw' AND (column_name LIKE '%email_normalized' "
@@ -337,8 +385,8 @@ def identifier_leaks(
         return {}
     union = " UNION ALL ".join(f"SELECT {_q(c)} AS v FROM wh.raw.{_q(t)}" for t, c in sources)
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE known_identifiers AS "
-        f"SELECT DISTINCT lower(v) AS v FROM ({union}) WHERE length(v) >= 5"
+        f"CREATE OR REPLACE TEMP TABLE known_identifiers AS SELECT DISTINCT lower(v) AS v "
+        f"FROM ({union}) WHERE length(v) >= 5 AND (v LIKE '%@%' OR v LIKE '%+%')"
     )
     leaks = {}
     for table in tables:
@@ -351,19 +399,41 @@ def identifier_leaks(
                 [schema, table],
             ).fetchall()
         ]
-        for column in text_columns:
-            c, t = _q(column), f"{schema}.{_q(table)}"
-            n = conn.execute(
-                f"SELECT count(*) FROM (SELECT {c} AS text FROM {t} WHERE lower({c}) IN "
-                f"(FROM known_identifiers) UNION ALL SELECT text FROM (SELECT {c} AS text, "
-                f"unnest(regexp_extract_all(lower({c}), $token)) AS v FROM {t} "
-                f"WHERE {c} LIKE '%@%' OR {c} LIKE '%+%') WHERE v IN (FROM known_identifiers))",
-                {"token": IDENTIFIER_TOKEN},
-            ).fetchone()[0]
-            if n:
-                leaks[f"{table}.{column}"] = n
+        if not text_columns:
+            continue
+        # one scan of the table: its rows with an '@' or a '+' in any text column, one
+        # (row, column, text) each, then the lookups
+        marked = " OR ".join(f"{_q(c)} LIKE '%@%' OR {_q(c)} LIKE '%+%'" for c in text_columns)
+        values = ", ".join(f"({_sql_literal(c)}, CAST({_q(c)} AS VARCHAR))" for c in text_columns)
+        found = conn.execute(
+            f"""
+            WITH marked AS (
+                SELECT row_number() OVER () AS row_id, * FROM {schema}.{_q(table)} WHERE {marked}
+            ),
+            candidates AS (
+                SELECT row_id, c.name, lower(c.text) AS text
+                FROM marked, (VALUES {values}) c(name, text)
+                WHERE c.text LIKE '%@%' OR c.text LIKE '%+%'
+            )
+            SELECT name, count(DISTINCT row_id) FROM (
+                SELECT row_id, name FROM candidates WHERE text IN (FROM known_identifiers)
+                UNION ALL
+                SELECT row_id, name FROM (
+                    SELECT row_id, name, unnest(regexp_extract_all(text, $token)) AS v
+                    FROM candidates
+                ) WHERE v IN (FROM known_identifiers)
+            )
+            GROUP BY name
+            """,
+            {"token": IDENTIFIER_TOKEN},
+        ).fetchall()
+        leaks.update({f"{table}.{name}": n for name, n in sorted(found)})
     conn.execute("DROP TABLE known_identifiers")
     return leaks
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + _sql_text(value) + "'"
 
 
 def _sql_text(value: str) -> str:
@@ -425,8 +495,11 @@ def _export_parquet(db: Path, folder: Path, rows: Mapping[str, int], run_id: str
             schema, table = name.split(".", 1)
             (folder / schema).mkdir(parents=True, exist_ok=True)
             out = _sql_text(str(folder / schema / f"{table}.parquet"))
+            # zstd at level 1: as small as the default level 3 here (415 against 418 MB at
+            # 100,000 people) in 25% less time; snappy was as fast and 1.7x larger
             conn.execute(
-                f"COPY (FROM {schema}.{_q(table)}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"
+                f"COPY (FROM {schema}.{_q(table)}) TO '{out}' "
+                "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
             )
     (folder / "_publication.json").write_text(
         json.dumps({"run_id": run_id, "rows": dict(rows)}, indent=2) + "\n"

@@ -20,7 +20,9 @@ from orchestration.publish import (
     IDENTIFIED_SCHEMA,
     PSEUDONYMISED_SCHEMA,
     PublishError,
+    _pseudonymised_select,
     hmac_pads,
+    identifier_leaks,
     publish,
     published_copy_problems,
 )
@@ -252,6 +254,64 @@ def test_a_mart_leaking_identifiers_is_not_published(warehouse, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [
         ".published_parquet.good"
     ]
+
+
+def test_repeated_values_are_hashed_once_and_every_row_gets_its_own_keyed_pseudonym():
+    ipad, opad = hmac_pads(KEY)
+    with duckdb.connect() as conn:
+        conn.execute(
+            "CREATE TABLE t AS SELECT i AS id, 'ana' || (i % 3) || '@example.com' AS email, "
+            "'street ' || i AS address1, CAST(NULL AS VARCHAR) AS phone FROM range(1000) r(i)"
+        )
+        hidden = ["email", "address1", "phone"]
+        sql, params = _pseudonymised_select(
+            conn, "t", ["id", *hidden], hidden, {"ipad": ipad, "opad": opad}
+        )
+        # the email has 3 distinct values in 1,000 rows: hashed once each; the rest row by row
+        assert conn.execute("SELECT count(*) FROM _pseudonyms").fetchone() == (3,)
+        rows = conn.execute(f"SELECT * FROM ({sql}) ORDER BY id", params).fetchall()
+    assert len(rows) == 1000
+
+    def keyed(text: str) -> str:
+        return hmac.new(KEY, text.encode(), hashlib.sha256).hexdigest()
+
+    for i, email, address, phone in rows:
+        assert (email, address, phone) == (
+            keyed(f"ana{i % 3}@example.com"),
+            keyed(f"street {i}"),
+            None,
+        )
+
+
+def test_the_leak_guard_finds_known_identifiers_equal_or_inside_a_text_and_counts_rows_once(
+    tmp_path,
+):
+    raw = tmp_path / "wh.duckdb"
+    with duckdb.connect(str(raw)) as conn:
+        conn.execute("CREATE SCHEMA raw")
+        conn.execute(
+            "CREATE TABLE raw.contacts AS SELECT * FROM (VALUES "
+            "('ana@example.com', '+821012345678'), ('n/a', NULL)) t(email_normalized, phone_e164)"
+        )
+    with duckdb.connect() as conn:
+        conn.execute(f"ATTACH '{raw}' AS wh (READ_ONLY)")
+        conn.execute("CREATE SCHEMA marts")
+        conn.execute(
+            "CREATE TABLE marts.t AS SELECT * FROM (VALUES "
+            # equal but for case; equal and inside (one row, counted once); unknown address
+            "('Ana@Example.com', 'write to ana@example.com', 'bob@example.com', 'x'),"
+            "('ana@example.com', 'call +821012345678 today', 'n/a', 'y'),"
+            '(NULL, \'{"to": "ANA@example.com", "cc": "bob@example.com"}\', '
+            " 'Bob@example.com', " + repr(hashlib.sha256(b"ana@example.com").hexdigest()) + "),"
+            "('+821012345678', NULL, NULL, 'n/a')"
+            ") v(email, note, other, id)"
+        )
+        leaks = identifier_leaks(conn, "marts", ["t"])
+        assert leaks == {"t.email": 3, "t.note": 3}
+        # the known values are never left in the copy
+        assert conn.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'known_identifiers'"
+        ).fetchone() == (0,)
 
 
 # --- atomic swap ------------------------------------------------------------------------
