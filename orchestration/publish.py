@@ -408,7 +408,8 @@ def identifier_leaks(
         found = conn.execute(
             f"""
             WITH marked AS (
-                SELECT row_number() OVER () AS row_id, * FROM {schema}.{_q(table)} WHERE {marked}
+                SELECT row_number() OVER () AS row_id, {", ".join(_q(c) for c in text_columns)}
+                FROM {schema}.{_q(table)} WHERE {marked}
             ),
             candidates AS (
                 SELECT row_id, c.name, lower(c.text) AS text
