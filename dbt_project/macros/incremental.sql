@@ -39,3 +39,32 @@
 {% macro duckdb__visitor_rebuild_strategy() -%}
     {{ return('delete+insert') }}
 {%- endmacro %}
+
+
+{#- Incremental strategy "replace_keys": every row of each key in the batch is replaced, and a
+    key whose batch row is only a placeholder (NULL in the model's row id, placeholder_column)
+    loses all its rows. For models grouped by a key whose rows can all disappear (a customer
+    merged into another no longer has identifiers of its own): delete+insert alone would leave
+    such a key's old rows, since a key with no rows in the batch is not deleted.
+    DuckDB: delete, then insert the real rows, in the run's transaction. Spark needs
+    insert_overwrite over a partition of the key, as visitor_rebuild_strategy: not written yet. -#}
+{% macro get_incremental_replace_keys_sql(arg_dict) -%}
+    {{ return(adapter.dispatch('replace_keys_sql', 'crm360')(arg_dict)) }}
+{%- endmacro %}
+
+{% macro default__replace_keys_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set key = arg_dict['unique_key'] -%}
+    {%- set placeholder = config.get('placeholder_column') -%}
+    {%- if not key or key is not string or not placeholder -%}
+        {{ exceptions.raise_compiler_error("replace_keys needs one unique_key column and config placeholder_column") }}
+    {%- endif -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    delete from {{ target }}
+    where {{ key }} in (select {{ key }} from {{ source }});
+
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }} from {{ source }}
+    where {{ placeholder }} is not null
+{%- endmacro %}

@@ -24,7 +24,7 @@ import pytest
 from ingestion.loader import load_source
 from ingestion.sources import SOURCES
 from ingestion.warehouse import connect, ensure_schema
-from tests.dbt.landing_fixture import DAY_1, DAY_2, write_landing
+from tests.dbt.landing_fixture import CONTACTS_HEADER, DAY_1, DAY_2, write_landing
 
 PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 
@@ -263,3 +263,97 @@ def test_identity_map_holds_every_record_exactly_once_or_its_test_fails(
     assert done.returncode != 0
     output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)  # without the terminal colours
     assert "Failure in test identity_every_record_once_identity_map" in output
+
+
+def _contact(contact_id: str, first: str, last: str, email: str, phone: str, updated: str) -> str:
+    return (
+        f"{contact_id},{first},{last},{email},{phone},,,,,,,US,,lead,false,"
+        f"2025-06-01T00:00:00Z,{updated}\n"
+    )
+
+
+# Day 1: five people, one CRM contact each (and Ana's email event).
+IDENTIFIERS_DAY_1 = {
+    "contacts/c-1.csv": CONTACTS_HEADER
+    + _contact("K-1", "Ana", "Diaz", "ana@example.com", "", "2025-06-01T00:00:00Z")
+    + _contact("K-2", "Ben", "Ortiz", "ben@example.com", "", "2025-06-01T00:00:00Z")
+    + _contact("K-3", "Cy", "Young", "cy@example.com", "+14155550100", "2025-06-01T00:00:00Z")
+    + _contact("K-4", "Dee", "Park", "dee@example.com", "+14155550199", "2025-06-01T00:00:00Z")
+    + _contact("K-5", "Fay", "Wu", "fay@example.com", "", "2025-06-01T00:00:00Z"),
+    "email/e-1.jsonl": json.dumps(
+        {"event": "open", "email": "ana@example.com", "timestamp": 1748736000, "sg_event_id": "x1"}
+    )
+    + "\n",
+}
+# Day 2: a guest order with Ana's email and Cy's phone merges them; Ben's newer version has
+# another email; Eve shares Dee's landline, which merge protection then blocks. Fay: nothing.
+IDENTIFIERS_DAY_2 = {
+    "contacts/c-2.csv": CONTACTS_HEADER
+    + _contact("K-2", "Ben", "Ortiz", "ben@new.example", "", "2025-06-02T00:00:00Z")
+    + _contact("K-6", "Eve", "Stone", "eve@example.com", "+14155550199", "2025-06-02T00:00:00Z"),
+    "orders/o-2.jsonl": json.dumps(
+        {
+            "id": 77,
+            "created_at": "2025-06-02T10:00:00Z",
+            "currency": "USD",
+            "total_price": "5.00",
+            "email": "ana@example.com",
+            "phone": "+14155550100",
+        }
+    )
+    + "\n",
+}
+
+IDENTIFIERS_SQL = "select * from marts.customer_identifiers order by customer_identifier_id"
+
+
+def test_incremental_customer_identifiers_equal_a_full_rebuild(tmp_path: Path) -> None:
+    """A new day recomputes the rows of the customers it touches (merged, changed, carrying an
+    identifier newly blocked) and no others, and the table equals a full rebuild: a customer id
+    merged away keeps no rows, an email a contact no longer has is gone."""
+    path, target = tmp_path / "crm360.duckdb", tmp_path / "target"
+    identity = ("--select", "+customer_identifiers", "--exclude", "resource_type:test")
+    load_landing(path, tmp_path / "landing", IDENTIFIERS_DAY_1)
+    dbt_build(path, target, *identity)
+    before = dict(
+        query(path, "select identifier_value, customer_id from marts.customer_identifiers")
+    )
+    assert len(set(before.values())) == 5
+    with duckdb.connect(str(path)) as conn:  # a row the next run rewrites loses its mark
+        conn.execute("update marts.customer_identifiers set sources = '(day 1)'")
+    load_landing(path, tmp_path / "landing", IDENTIFIERS_DAY_2)
+    dbt_build(path, target, *identity)
+
+    rows = {r[3]: r for r in query(path, IDENTIFIERS_SQL)}  # identifier_value -> row
+    merged = {rows[v][1] for v in ("ana@example.com", "cy@example.com", "+14155550100")}
+    assert len(merged) == 1  # Ana and Cy are one customer now
+    gone = {before["ana@example.com"], before["cy@example.com"]} - merged
+    assert len(gone) == 1 and not [r for r in rows.values() if r[1] in gone]
+    assert "ben@example.com" not in rows and rows["ben@new.example"][1] == before["ben@example.com"]
+    assert rows["+14155550199"][8] is True  # Dee's landline, shared with Eve now: blocked
+    untouched = {v for v, r in rows.items() if r[6] == "(day 1)"}
+    assert untouched == {"fay@example.com", "K-5"}  # her email and CRM contact id
+
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(
+            "update marts.customer_identifiers set sources = 'contacts' where sources = '(day 1)'"
+        )
+    incremental = query(path, IDENTIFIERS_SQL)
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    shutil.copyfile(path, rebuilt)
+    dbt_build(rebuilt, target, "--select", "customer_identifiers", "--full-refresh", command="run")
+    assert incremental == query(rebuilt, IDENTIFIERS_SQL)
+
+    # A table from before customer_assigned_at and _loaded_at existed: recomputed whole, once.
+    upgraded = tmp_path / "upgraded.duckdb"
+    shutil.copyfile(path, upgraded)
+    with duckdb.connect(str(upgraded)) as conn:
+        conn.execute("alter table marts.customer_identifiers drop column customer_assigned_at")
+        conn.execute("alter table marts.customer_identifiers drop column _loaded_at")
+        # and a customer that no longer exists
+        conn.execute(
+            "insert into marts.customer_identifiers select 'cus_gone|email:x@example.com', "
+            "'cus_gone', 'email', 'x@example.com', null, null, 'email', 1, false"
+        )
+    dbt_build(upgraded, target, "--select", "customer_identifiers", command="run")
+    assert query(upgraded, IDENTIFIERS_SQL) == incremental

@@ -3,8 +3,90 @@
     it was first and last seen on the customer's records, in which sources, on how many records,
     and whether merge protection kept it from linking records (a shared inbox, a household
     landline or a placeholder still shows on each profile that carries it).
+
+    Incremental: a run recomputes all rows of the customers whose records changed since the
+    newest customer_assigned_at and _loaded_at here, and only theirs:
+      - records that got a customer_id since (identity_map.assigned_at: new records, merges and
+        splits), both for the customer they joined and the one they left;
+      - records whose current version was loaded since (int_identifiers_extracted._loaded_at: a
+        contact whose new version changed its email loses the old one);
+      - customers carrying an identifier whose is_blocked_as_link changed (a landline that new
+        records showed to be shared).
+    Their rows are replaced whole (incremental strategy replace_keys on customer_id: macros/
+    incremental.sql): an identifier a customer no longer carries disappears, and a customer
+    left with none (merged into another) keeps no rows, through a placeholder row (NULL
+    customer_identifier_id) that is never inserted. A full rebuild gives the same rows.
 -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='replace_keys',
+        placeholder_column='customer_identifier_id',
+        on_schema_change='append_new_columns',
+    )
+}}
+
+{%- set incremental = is_incremental() -%}
+{%- if incremental -%}
+    {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {#- a table built before these columns existed: every customer is recomputed, once -#}
+    {%- set watermarked = 'customer_assigned_at' in existing and '_loaded_at' in existing -%}
+{%- endif %}
+
 with
+
+{% if incremental %}
+changed_customers as (
+
+    {% if watermarked -%}
+    select customer_id
+    from {{ ref('identity_map') }}
+    where assigned_at > {{ loaded_at_watermark('customer_assigned_at') }}
+
+    union
+
+    select previous_customer_id
+    from {{ ref('identity_map') }}
+    where assigned_at > {{ loaded_at_watermark('customer_assigned_at') }}
+        and previous_customer_id is not null
+
+    union
+
+    select identity_map.customer_id
+    from {{ ref('int_identifiers_extracted') }} as extracted
+    inner join {{ ref('identity_map') }} as identity_map
+        on extracted.record_key = identity_map.record_key
+    where extracted._loaded_at > {{ loaded_at_watermark('_loaded_at') }}
+
+    union
+
+    select current_rows.customer_id
+    from {{ this }} as current_rows
+    left join {{ ref('int_identifiers_screened') }} as screened
+        on current_rows.identifier_type = screened.identifier_type
+        and current_rows.identifier_value = screened.identifier_value
+    where coalesce(screened.is_blocked_as_link, false) <> current_rows.is_blocked_as_link
+    {%- else %}
+    select customer_id from {{ this }}
+
+    union
+
+    select customer_id from {{ ref('identity_map') }}
+    {%- endif %}
+
+),
+
+{% endif %}
+identity_map as (
+
+    select record_key, customer_id, assigned_at
+    from {{ ref('identity_map') }}
+    {% if incremental %}
+    where customer_id in (select customer_id from changed_customers)
+    {% endif %}
+
+),
 
 extracted as (
 
@@ -15,15 +97,10 @@ extracted as (
         identifier_value,
         identifier_key,
         first_seen_at,
-        last_seen_at
+        last_seen_at,
+        _loaded_at
     from {{ ref('int_identifiers_extracted') }}
     where identifier_key is not null
-
-),
-
-identity_map as (
-
-    select record_key, customer_id from {{ ref('identity_map') }}
 
 ),
 
@@ -38,13 +115,15 @@ customer_records as (
 
     select
         identity_map.customer_id,
+        identity_map.assigned_at,
         extracted.identifier_type,
         extracted.identifier_value,
         extracted.identifier_key,
         extracted.source,
         extracted.record_key,
         extracted.first_seen_at,
-        extracted.last_seen_at
+        extracted.last_seen_at,
+        extracted._loaded_at
     from extracted
     inner join identity_map
         on extracted.record_key = identity_map.record_key
@@ -74,7 +153,9 @@ aggregated as (
         max(identifier_value) as identifier_value,
         min(first_seen_at) as first_seen_at,
         max(last_seen_at) as last_seen_at,
-        count(distinct record_key) as record_count
+        count(distinct record_key) as record_count,
+        max(assigned_at) as customer_assigned_at,
+        max(_loaded_at) as _loaded_at
     from customer_records
     group by customer_id, identifier_key
 
@@ -92,13 +173,35 @@ final as (
         cast(aggregated.last_seen_at as timestamp) as last_seen_at,
         cast(customer_sources.sources as {{ dbt.type_string() }}) as sources,
         cast(aggregated.record_count as bigint) as record_count,
-        cast(coalesce(screened.is_blocked_as_link, false) as boolean) as is_blocked_as_link
+        cast(coalesce(screened.is_blocked_as_link, false) as boolean) as is_blocked_as_link,
+        cast(aggregated.customer_assigned_at as timestamp) as customer_assigned_at,
+        cast(aggregated._loaded_at as timestamp) as _loaded_at
     from aggregated
     inner join customer_sources
         on aggregated.customer_id = customer_sources.customer_id
         and aggregated.identifier_key = customer_sources.identifier_key
     left join screened
         on aggregated.identifier_key = screened.identifier_key
+
+    {% if incremental %}
+    union all
+
+    -- a changed customer left with no identifier: a placeholder, so that its old rows go
+    select
+        cast(null as {{ dbt.type_string() }}) as customer_identifier_id,
+        cast(changed_customers.customer_id as {{ dbt.type_string() }}) as customer_id,
+        cast(null as {{ dbt.type_string() }}) as identifier_type,
+        cast(null as {{ dbt.type_string() }}) as identifier_value,
+        cast(null as timestamp) as first_seen_at,
+        cast(null as timestamp) as last_seen_at,
+        cast(null as {{ dbt.type_string() }}) as sources,
+        cast(null as bigint) as record_count,
+        cast(null as boolean) as is_blocked_as_link,
+        cast(null as timestamp) as customer_assigned_at,
+        cast(null as timestamp) as _loaded_at
+    from changed_customers
+    where changed_customers.customer_id not in (select customer_id from aggregated)
+    {% endif %}
 
 )
 
