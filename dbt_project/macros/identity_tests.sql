@@ -22,31 +22,18 @@ where components_l.component is null
 
 {#- Every record of the identity graph's input is in `model` exactly once: the records of
     `records` (a relation with record_key) missing from the model, and record keys the model
-    holds more than once. -#}
+    holds more than once or that are no record. One aggregation over both: at 1,000,000 people
+    (28 M records) the two aggregations and joins it replaces held about 4 GB and ran out of
+    dbt's memory beside another model. -#}
 {% test identity_every_record_once(model, records) %}
 
-with
-
-expected as (
-    select distinct record_key from {{ records }}
-),
-
-actual as (
-    select record_key, count(*) as copies from {{ model }} group by record_key
-)
-
-select expected.record_key, coalesce(actual.copies, 0) as copies
-from expected
-left join actual
-    on expected.record_key = actual.record_key
-where coalesce(actual.copies, 0) <> 1
-
-union all
-
-select actual.record_key, actual.copies
-from actual
-left join expected
-    on actual.record_key = expected.record_key
-where expected.record_key is null
+select record_key, sum(in_model) as copies
+from (
+    select record_key, 1 as is_record, 0 as in_model from {{ records }}
+    union all
+    select record_key, 0 as is_record, 1 as in_model from {{ model }}
+) as keys
+group by record_key
+having max(is_record) = 0 or sum(in_model) <> 1
 
 {% endtest %}
