@@ -37,19 +37,24 @@
 with
 
 {% if incremental %}
+{% if watermarked -%}
+moved_records as (
+
+    select customer_id, previous_customer_id
+    from {{ ref('identity_map') }}
+    where assigned_at > {{ loaded_at_watermark('customer_assigned_at') }}
+
+),
+
+{% endif -%}
 changed_customers as (
 
     {% if watermarked -%}
-    select customer_id
-    from {{ ref('identity_map') }}
-    where assigned_at > {{ loaded_at_watermark('customer_assigned_at') }}
+    select customer_id from moved_records
 
     union
 
-    select previous_customer_id
-    from {{ ref('identity_map') }}
-    where assigned_at > {{ loaded_at_watermark('customer_assigned_at') }}
-        and previous_customer_id is not null
+    select previous_customer_id from moved_records where previous_customer_id is not null
 
     union
 
