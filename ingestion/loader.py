@@ -305,7 +305,9 @@ class _BatchLoader:
         derived = "".join(f", {sql} AS {quote_ident(name)}" for name, _, sql in s.derived)
         phones = "".join(
             f", {PHONE_CLEAN_SQL.format(expr=p.raw)} AS _phone_clean_{i}"
-            f", coalesce(upper(trim({p.region})), '') AS _phone_region_{i}"
+            # a number written with '+' reads the same in every country: parsed once for all
+            f", CASE WHEN starts_with(_phone_clean_{i}, '+') THEN '' "
+            f"ELSE coalesce(upper(trim({p.region})), '') END AS _phone_region_{i}"
             for i, p in enumerate(s.phones)
         )
         self.conn.execute(f"""

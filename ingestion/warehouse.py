@@ -133,7 +133,7 @@ CREATE TABLE IF NOT EXISTS audit.quarantine (
 );
 CREATE TABLE IF NOT EXISTS ingest.phone_numbers (
   cleaned VARCHAR NOT NULL,
-  region VARCHAR NOT NULL,          -- '' when the record had no country
+  region VARCHAR NOT NULL,          -- '' when the record had no country, or the number a '+'
   e164 VARCHAR                      -- NULL when not a valid number
 );
 """

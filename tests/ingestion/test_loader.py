@@ -314,6 +314,27 @@ def test_rows_sharing_a_phone_number_each_load_once(landing, db):
         ).fetchone() == (2, 2)
 
 
+def test_a_number_written_with_plus_is_parsed_once_for_every_country(landing, db):
+    rows = [
+        f"CA-{i},inbound,{number},{country},a,q,2025-06-01T00:0{i}:00Z,,,,"
+        for i, (number, country) in enumerate(
+            [("+1 415 555 0142", "US"), ("+1-415-555-0142", "GB"), ("+14155550142", ""),
+             ("(415) 555-0142", "US"), ("00 1 415 555 0142", "DE")]
+        )
+    ]  # fmt: skip
+    write(landing, "calls/a.csv", "\n".join([CALL_HEADER, *rows]) + "\n")
+    load_all(db, landing)
+    with connect(db, read_only=True) as conn:
+        assert conn.execute(
+            "SELECT DISTINCT customer_number_e164 FROM raw.calls"
+        ).fetchall() == [("+14155550142",)]
+        assert conn.execute("FROM ingest.phone_numbers ORDER BY ALL").fetchall() == [
+            ("+14155550142", "", "+14155550142"),
+            ("0014155550142", "DE", "+14155550142"),
+            ("4155550142", "US", "+14155550142"),
+        ]
+
+
 def test_the_key_index_holds_each_loaded_key_and_is_rebuilt_when_missing(landing, db):
     write(landing, "web/a.jsonl", jsonl(web("m1"), web("m2"), web("m1")))
     write(landing, "orders/a.jsonl", jsonl(order(1), order(1, updated_at="2025-06-02T00:00:00Z")))
