@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.dbt.test_dbt_build import dbt_build
 from tests.pipeline import crm360
 
 # What each source's records carry, from staging: (record key SQL, identifier expressions).
@@ -330,4 +331,32 @@ def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, tmp_path):
         [run_at],
     ).fetchone()[0]
     assert vanished == 0
+
+    # Web sessions after the incremental day equal a full rebuild of them; the day's visitors
+    # include some with sessions from before it (which the run kept or rebuilt from).
+    kept, rechecked = con.execute("""
+        select
+            count(*) filter (where n.last_loaded_at <= (select max(last_loaded_at)
+                from old.intermediate.int_web_sessions_built)),
+            count(*) filter (where n.last_loaded_at > (select max(last_loaded_at)
+                from old.intermediate.int_web_sessions_built))
+        from new.intermediate.int_web_sessions_built as n
+        where n.visitor_id in (
+            select visitor_id from new.intermediate.int_web_sessions_built
+            group by visitor_id having max(last_loaded_at) > (select max(last_loaded_at)
+                from old.intermediate.int_web_sessions_built)
+        )
+    """).fetchone()
+    assert kept > 0 and rechecked > 0
+    sessions = "select * from intermediate.int_web_sessions_built order by session_id"
     con.close()
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        incremental = conn.execute(sessions).fetchall()
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    shutil.copyfile(warehouse, rebuilt)
+    dbt_build(
+        rebuilt, tmp_path / "target", "--select", "int_web_sessions_built", "--full-refresh",
+        command="run",
+    )  # fmt: skip
+    with duckdb.connect(str(rebuilt), read_only=True) as conn:
+        assert incremental == conn.execute(sessions).fetchall()

@@ -4,12 +4,19 @@
     When the visitor logs in during a session (any event of the session carries a userId, the
     identify first of all), the whole session belongs to that user, from its first event.
 
-    Incremental, per visitor: a run re-sessionises the complete history of every visitor with
-    an event loaded after the last run's newest load time minus `late_event_days`, and replaces
-    all of that visitor's sessions (delete+insert on visitor_id). A late or out-of-order event
-    can thus merge, split or re-own sessions of any age, and sessions whose id changed do not
-    linger. The lookback only widens the set of visitors re-checked (a safety margin for loads
-    that land out of _loaded_at order); event-time lateness is handled exactly, whatever its age.
+    Incremental, per visitor. A run re-checks every visitor with an event loaded after the
+    last run's newest load time (the watermark) minus `late_event_days`. A visitor whose stored
+    sessions hold as many events as the visitor has events loaded up to the watermark (events
+    are immutable, so the same ones) is right up to its first event loaded since: that event
+    falls in, or after, one stored session (P) and cannot change any session before P, which
+    all ended more than the timeout before P began. The visitor's events from P's start on are
+    sessionised again and numbered on from the sessions kept. A visitor whose stored sessions
+    miss an event (a load the last run did not see), or whose new event is earlier than its
+    first stored session, is rebuilt whole. Strategy replace_from (macros/incremental.sql)
+    then replaces each rebuilt visitor's stored sessions from the first rebuilt one on. Late
+    and out-of-order events thus merge, split or re-own sessions of any age, exactly, sessions
+    that stopped existing are deleted, and a visitor's sessions of last year are not rewritten
+    because of an event today.
 
     It reads the events from fct_web_events, the table the run has just brought up to date,
     not from the stg_web__events view: finding the visitors to rebuild and reading their
@@ -19,7 +26,8 @@
     config(
         materialized='incremental',
         unique_key='visitor_id',
-        incremental_strategy=visitor_rebuild_strategy(),
+        incremental_strategy=session_rebuild_strategy(),
+        replace_from_column='session_started_at_utc',
         on_schema_change='append_new_columns',
     )
 }}
@@ -51,7 +59,7 @@ web_events as (
 ),
 
 {% if is_incremental() %}
-visitors_to_rebuild as (
+rechecked_visitors as (
 
     select distinct visitor_id
     from web_events
@@ -59,18 +67,87 @@ visitors_to_rebuild as (
 
 ),
 
+rechecked_events as (
+
+    select
+        web_events.visitor_id,
+        min(case when web_events._loaded_at > {{ loaded_at_watermark('last_loaded_at') }}
+            then web_events.event_at_utc end) as earliest_new_event_at_utc,
+        count(case when web_events._loaded_at <= {{ loaded_at_watermark('last_loaded_at') }}
+            then 1 end) as known_event_count
+    from web_events
+    inner join rechecked_visitors
+        on web_events.visitor_id = rechecked_visitors.visitor_id
+    group by web_events.visitor_id
+
+),
+
+stored_counts as (
+
+    select
+        stored.visitor_id,
+        sum(stored.event_count) as stored_event_count
+    from {{ this }} as stored
+    inner join rechecked_visitors
+        on stored.visitor_id = rechecked_visitors.visitor_id
+    group by stored.visitor_id
+
+),
+
+visitors_to_rebuild as (
+
+    -- Stored sessions that hold every event loaded up to the last run's watermark are right
+    -- up to the first new event: rebuilt from there (none: the visitor is left alone). Stored
+    -- sessions that miss one (a load the last run did not see) are rebuilt whole (NULL).
+    select
+        rechecked_events.visitor_id,
+        case
+            when coalesce(stored_counts.stored_event_count, 0) = rechecked_events.known_event_count
+                then rechecked_events.earliest_new_event_at_utc
+        end as rebuild_at_or_before_utc
+    from rechecked_events
+    left join stored_counts
+        on rechecked_events.visitor_id = stored_counts.visitor_id
+    where rechecked_events.earliest_new_event_at_utc is not null
+        or coalesce(stored_counts.stored_event_count, 0) <> rechecked_events.known_event_count
+
+),
+
+rebuild_points as (
+
+    -- P: the newest stored session that starts at or before the point to rebuild from.
+    -- Sessions before P stay; P and everything after it is rebuilt.
+    select
+        visitors_to_rebuild.visitor_id,
+        max(stored.session_started_at_utc) as rebuild_from_utc,
+        cast(greatest(count(stored.session_started_at_utc) - 1, 0) as bigint) as kept_session_count
+    from visitors_to_rebuild
+    left join {{ this }} as stored
+        on visitors_to_rebuild.visitor_id = stored.visitor_id
+        and stored.session_started_at_utc <= visitors_to_rebuild.rebuild_at_or_before_utc
+    group by visitors_to_rebuild.visitor_id
+
+),
+
 events_to_sessionise as (
 
-    select web_events.*
+    select
+        web_events.*,
+        rebuild_points.kept_session_count
     from web_events
-    inner join visitors_to_rebuild
-        on web_events.visitor_id = visitors_to_rebuild.visitor_id
+    inner join rebuild_points
+        on web_events.visitor_id = rebuild_points.visitor_id
+    where rebuild_points.rebuild_from_utc is null
+        or web_events.event_at_utc >= rebuild_points.rebuild_from_utc
 
 ),
 {% else %}
 events_to_sessionise as (
 
-    select * from web_events
+    select
+        *,
+        cast(0 as bigint) as kept_session_count
+    from web_events
 
 ),
 {% endif %}
@@ -163,7 +240,8 @@ session_totals as (
         cast(sum(case when event_type = 'track' then 1 else 0 end) as bigint) as track_count,
         cast(sum(case when event_type = 'identify' then 1 else 0 end) as bigint) as identify_count,
         cast(count(distinct user_id) as bigint) as distinct_user_count,
-        max(_loaded_at) as last_loaded_at
+        max(_loaded_at) as last_loaded_at,
+        max(kept_session_count) as kept_session_count
     from events_numbered
     group by visitor_id, session_number
 
@@ -179,7 +257,8 @@ final as (
         session_users.user_id,
         session_users.identified_at_utc,
         session_totals.distinct_user_count,
-        cast(session_totals.session_number as bigint) as session_number,
+        cast(session_totals.kept_session_count + session_totals.session_number as bigint)
+            as session_number,
         session_totals.session_started_at_utc,
         session_totals.session_ended_at_utc,
         cast({{ dbt.datediff('session_totals.session_started_at_utc', 'session_totals.session_ended_at_utc', 'second') }} as bigint)
