@@ -54,6 +54,9 @@ GAMMA_GAMMA_PARAMETERS: Final = ("p", "q", "v")
 # within BOUND_MARGIN of a bound means the data do not pin that parameter down.
 LOG_BOUND: Final = 15.0
 BOUND_MARGIN: Final = 1e-2
+# An estimate whose parameter can be moved alone to a bound while the mean negative
+# log-likelihood per customer rises by no more than this is on a flat direction: not identified.
+FLAT_TOLERANCE: Final = 1e-10
 # Max |gradient| of the mean (per-customer) negative log-likelihood w.r.t. the log-parameters
 # accepted as a stationary point. Per-customer scaling makes it independent of the data size.
 GRADIENT_TOLERANCE: Final = 1e-5
@@ -816,7 +819,28 @@ def _minimize_from_starts(
             best = result
     assert best is not None
     best.grad_norm = float(np.max(np.abs(guarded(best.x)[1])))
+    best.free_toward_bound = _free_toward_bound(guarded, best)
     return best
+
+
+def _free_toward_bound(
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]], best: optimize.OptimizeResult
+) -> list[int]:
+    """Indices of the parameters that can be moved, alone, to a search bound without the
+    likelihood getting worse. Far along a flat direction (a -> 0 when nobody drops out) the
+    gradient in log-parameters vanishes, so the optimiser may stop anywhere on the way and
+    report a small gradient: the estimate there is arbitrary, not converged."""
+    if not np.isfinite(best.fun):
+        return []
+    free = []
+    for i in range(best.x.size):
+        for bound in (-LOG_BOUND, LOG_BOUND):
+            moved = best.x.copy()
+            moved[i] = bound
+            if objective(moved)[0] <= best.fun + FLAT_TOLERANCE:
+                free.append(i)
+                break
+    return free
 
 
 def _better(candidate: optimize.OptimizeResult, incumbent: optimize.OptimizeResult) -> bool:
@@ -865,10 +889,16 @@ def _convergence_problem(best: optimize.OptimizeResult, names: tuple[str, ...]) 
         for name, lp in zip(names, best.x, strict=True)
         if abs(lp) >= LOG_BOUND - BOUND_MARGIN
     ]
+    at_bound += [
+        f"{names[i]}={math.exp(best.x[i]):.3g}"
+        for i in getattr(best, "free_toward_bound", [])
+        if abs(best.x[i]) < LOG_BOUND - BOUND_MARGIN
+    ]
     if at_bound:
         return (
-            f"{', '.join(at_bound)} ran to the search bound: the data do not identify it "
-            "(the likelihood keeps improving towards 0 or infinity)"
+            f"{', '.join(at_bound)} ran to the search bound, or can at no cost in likelihood: "
+            "the data do not identify it (the likelihood keeps improving, or stays flat, "
+            "towards 0 or infinity)"
         )
     if best.grad_norm > GRADIENT_TOLERANCE:
         return f"gradient {best.grad_norm:.2e} above tolerance {GRADIENT_TOLERANCE:.0e}"

@@ -353,6 +353,18 @@ def test_nobody_ever_drops_out_is_not_converged() -> None:
     assert "ran to the search bound" in result.message
 
 
+def test_an_estimate_stopped_on_a_flat_direction_is_not_converged() -> None:
+    """Where the optimiser stops on the way to a -> 0 depends on rounding (it did at a = 1.5e-6
+    on one CPU, at the bound on another): started there, the fit must still say a is free."""
+    rng = np.random.default_rng(3)
+    age = rng.uniform(5, 50, 400)
+    x = rng.integers(1, 8, 400)
+    stuck = {"r": 3.7, "alpha": 24.5, "a": 1.5e-6, "b": 4.5e4}
+    result = clv.fit_bgnbd(x, age, age, starts=[stuck])
+    assert not result.converged
+    assert "a=" in result.message and "no cost in likelihood" in result.message
+
+
 def test_heavy_tailed_spend_with_q_below_one_is_not_converged() -> None:
     """Spend simulated from the Gamma-Gamma with q = 0.6: the MLE finds q < 1 and says so."""
     rng = np.random.default_rng(11)
