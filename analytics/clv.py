@@ -54,9 +54,11 @@ GAMMA_GAMMA_PARAMETERS: Final = ("p", "q", "v")
 # within BOUND_MARGIN of a bound means the data do not pin that parameter down.
 LOG_BOUND: Final = 15.0
 BOUND_MARGIN: Final = 1e-2
-# An estimate whose parameter can be moved alone to a bound while the mean negative
-# log-likelihood per customer rises by no more than this is on a flat direction: not identified.
-FLAT_TOLERANCE: Final = 1e-10
+# A parameter that can be moved alone to a search bound while the log-likelihood of all the
+# customers falls by less than this is on a flat direction: not identified. A likelihood-ratio
+# statistic of 0.02 (p = 0.89) is no evidence at all, and far more than the slack left where
+# the optimiser stops on such a direction (the gradient in log-parameters fades towards it).
+FLAT_LOG_LIKELIHOOD: Final = 1e-2
 # Max |gradient| of the mean (per-customer) negative log-likelihood w.r.t. the log-parameters
 # accepted as a stationary point. Per-customer scaling makes it independent of the data size.
 GRADIENT_TOLERANCE: Final = 1e-5
@@ -318,6 +320,7 @@ def fit_bgnbd(
     best = _minimize_from_starts(
         lambda lp: _bgnbd_objective(lp, ux, ut, uT, weights),
         [np.log([s[k] for k in BG_NBD_PARAMETERS]) for s in start_list],
+        n,
     )
     return _fit_result(BG_NBD, BG_NBD_PARAMETERS, best, n, started, len(start_list))
 
@@ -562,6 +565,7 @@ def fit_gamma_gamma(
     best = _minimize_from_starts(
         lambda lp: _gamma_gamma_objective(lp, ux, um, weights),
         [np.log([s[k] for k in GAMMA_GAMMA_PARAMETERS]) for s in start_list],
+        n_used,
     )
     result = _fit_result(
         GAMMA_GAMMA, GAMMA_GAMMA_PARAMETERS, best, n_used, started, len(start_list), n_excluded
@@ -791,10 +795,13 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def _minimize_from_starts(
-    objective: Callable[[np.ndarray], tuple[float, np.ndarray]], starts: list[np.ndarray]
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    starts: list[np.ndarray],
+    n: int,
 ) -> optimize.OptimizeResult:
-    """L-BFGS-B from each start; keep the lowest objective. Non-finite evaluations (an
-    overflow far from the optimum) are returned as +inf so the line search backs off."""
+    """L-BFGS-B from each start; keep the lowest objective (the mean negative log-likelihood
+    of n customers). Non-finite evaluations (an overflow far from the optimum) are returned as
+    +inf so the line search backs off."""
     if not starts:
         raise ValueError("at least one starting point is needed")
 
@@ -819,12 +826,14 @@ def _minimize_from_starts(
             best = result
     assert best is not None
     best.grad_norm = float(np.max(np.abs(guarded(best.x)[1])))
-    best.free_toward_bound = _free_toward_bound(guarded, best)
+    best.free_toward_bound = _free_toward_bound(guarded, best, FLAT_LOG_LIKELIHOOD / max(n, 1))
     return best
 
 
 def _free_toward_bound(
-    objective: Callable[[np.ndarray], tuple[float, np.ndarray]], best: optimize.OptimizeResult
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    best: optimize.OptimizeResult,
+    tolerance: float,
 ) -> list[int]:
     """Indices of the parameters that can be moved, alone, to a search bound without the
     likelihood getting worse. Far along a flat direction (a -> 0 when nobody drops out) the
@@ -837,7 +846,7 @@ def _free_toward_bound(
         for bound in (-LOG_BOUND, LOG_BOUND):
             moved = best.x.copy()
             moved[i] = bound
-            if objective(moved)[0] <= best.fun + FLAT_TOLERANCE:
+            if objective(moved)[0] <= best.fun + tolerance:
                 free.append(i)
                 break
     return free
@@ -896,9 +905,9 @@ def _convergence_problem(best: optimize.OptimizeResult, names: tuple[str, ...]) 
     ]
     if at_bound:
         return (
-            f"{', '.join(at_bound)} ran to the search bound, or can at no cost in likelihood: "
-            "the data do not identify it (the likelihood keeps improving, or stays flat, "
-            "towards 0 or infinity)"
+            f"{', '.join(at_bound)} ran to the search bound, or can go there losing less than "
+            f"{FLAT_LOG_LIKELIHOOD:g} of log-likelihood: the data do not identify it (the "
+            "likelihood keeps improving, or stays flat, towards 0 or infinity)"
         )
     if best.grad_norm > GRADIENT_TOLERANCE:
         return f"gradient {best.grad_norm:.2e} above tolerance {GRADIENT_TOLERANCE:.0e}"

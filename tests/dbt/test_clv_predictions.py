@@ -1,10 +1,11 @@
 """marts.clv_model_params and marts.clv_predictions on generated data, with real dbt and DuckDB.
 
-The shared pipeline (tests/conftest.py: 1,500 people over 14 days) checks completeness,
-ranges, agreement with analytics.clv and the project variables; dbt runs again on copies of
-its warehouse with other vars. Whether p_alive tells churners from active buyers needs a longer
-history than 14 days (the generator's churners stop on day 10 to 70), so that test has its own
-landing: 1,000 people over 120 days (seed 3). There, the customers of churners who stopped
+The shared pipeline (tests/conftest.py: 1,500 people over 14 days) checks completeness, the
+purchase summary and the fallbacks: in 14 days nobody has visibly stopped buying, so BG/NBD's
+dropout is not identified there. The fits, ranges, agreement with analytics.clv and the time
+unit are checked on the long history (1,000 people over 120 days); dbt runs again on copies of
+warehouses with other vars. The long history also shows whether p_alive tells churners from
+active buyers (the generator's churners stop on day 10 to 70). There, the customers of churners who stopped
 before the observation end had mean p_alive 0.63 against 0.82 for active buyers (heavy and
 light), 0.31 against 0.72 among customers with a repeat purchase, and 0.43 expected purchases
 in 90 days against 2.47.
@@ -113,12 +114,13 @@ def fitted(warehouse: Path) -> dict[str, dict[str, float]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The shared pipeline (default vars: newest order's date, days)
+# Default vars (newest order's date, days): fits on the long history (120 days: customers have
+# stopped buying); completeness and the summary on the shared pipeline (14 days)
 # ---------------------------------------------------------------------------------------------
 
 
-def test_both_models_are_fitted_with_every_parameter_and_diagnostic(pipeline):
-    warehouse = pipeline["warehouse"]
+def test_both_models_are_fitted_with_every_parameter_and_diagnostic(long_pipeline):
+    warehouse = long_pipeline["warehouse"]
     rows = frame(warehouse, "select * from marts.clv_model_params")
     assert set(zip(rows["model"], rows["parameter"], strict=True)) == EXPECTED_PARAMETERS
     assert rows.height == len(EXPECTED_PARAMETERS)
@@ -146,7 +148,7 @@ def test_both_models_are_fitted_with_every_parameter_and_diagnostic(pipeline):
     excluded = dict(rows.select("model", "customers_excluded").unique().rows())
     assert fitted_on == {"bg_nbd": buyers, "gamma_gamma": repeat_buyers}
     assert excluded == {"bg_nbd": 0, "gamma_gamma": buyers - repeat_buyers}
-    assert repeat_buyers >= 30, "too few repeat buyers on the shared pipeline to fit anything"
+    assert repeat_buyers >= 30, "too few repeat buyers on the long history to fit anything"
 
 
 def test_every_customer_with_a_purchase_gets_one_prediction(pipeline):
@@ -196,8 +198,8 @@ def test_summary_matches_the_purchase_days(pipeline):
     np.testing.assert_allclose(got["monetary_value"], want["monetary_value"], rtol=1e-9)
 
 
-def test_predictions_are_in_range_and_made_by_both_models(pipeline):
-    rows = frame(pipeline["warehouse"], "select * from marts.clv_predictions")
+def test_predictions_are_in_range_and_made_by_both_models(long_pipeline):
+    rows = frame(long_pipeline["warehouse"], "select * from marts.clv_predictions")
     assert rows["prediction_method"].unique().to_list() == ["bg_nbd+gamma_gamma"]
     assert rows["fallback_reason"].null_count() == rows.height
     assert rows["p_alive"].null_count() == 0
@@ -214,8 +216,8 @@ def test_predictions_are_in_range_and_made_by_both_models(pipeline):
     assert by_frequency["expected_purchases_90d"].head(3).is_sorted()
 
 
-def test_predictions_are_analytics_clv_on_the_stored_parameters(pipeline):
-    warehouse = pipeline["warehouse"]
+def test_predictions_are_analytics_clv_on_the_stored_parameters(long_pipeline):
+    warehouse = long_pipeline["warehouse"]
     params = fitted(warehouse)
     rows = frame(warehouse, "select * from marts.clv_predictions order by customer_id")
     scored = clv.score_customers(
@@ -236,14 +238,14 @@ def test_predictions_are_analytics_clv_on_the_stored_parameters(pipeline):
 
 
 def test_weeks_and_a_longer_horizon_give_the_same_customers_the_same_predictions(
-    pipeline, tmp_path
+    long_pipeline, tmp_path
 ):
     """Vars as `crm360 run --var` passes them (text). The BG/NBD likelihood only rescales with
     the unit, so alpha in weeks is alpha in days / 7 and the predictions are the same; a 24-month
     undiscounted CLV is analytics.clv's on the weekly parameters."""
-    days = pipeline["warehouse"]
+    days = long_pipeline["warehouse"]
     weeks = rebuilt_copy(
-        pipeline,
+        long_pipeline,
         tmp_path,
         '{clv_time_unit: week, clv_horizon_months: "24", clv_monthly_discount_rate: "0"}',
     )
@@ -278,6 +280,27 @@ def test_weeks_and_a_longer_horizon_give_the_same_customers_the_same_predictions
     )
     np.testing.assert_allclose(rows["clv"], expected, rtol=1e-9)
     assert (rows["clv"] > in_days["clv"]).all()
+
+
+def test_fourteen_days_without_a_dropout_fall_back_for_purchases_only(pipeline, tmp_path):
+    """In 14 days nobody has visibly stopped buying: the BG/NBD likelihood is best with no
+    dropout at all (a -> 0), where a and b are not identified. Where the optimiser stops on
+    the way there depends on rounding; the verdict must not, in days or in weeks. The
+    purchases fall back to the historical rate; the spend still comes from the Gamma-Gamma."""
+    in_weeks = rebuilt_copy(pipeline, tmp_path, "{clv_time_unit: week}")
+    for warehouse in (pipeline["warehouse"], in_weeks):
+        params = frame(warehouse, "select * from marts.clv_model_params")
+        verdict = dict(params.select("model", "converged").unique().rows())
+        assert verdict == {"bg_nbd": False, "gamma_gamma": True}
+        message = params.filter(pl.col("model") == "bg_nbd")["message"][0]
+        assert message.startswith("not converged: a=") and "search bound" in message
+        rows = frame(warehouse, "select * from marts.clv_predictions")
+        assert rows["prediction_method"].unique().to_list() == ["historical_rate+gamma_gamma"]
+        assert rows["p_alive"].null_count() == rows.height
+        reason = rows["fallback_reason"].unique().to_list()
+        assert len(reason) == 1 and reason[0].startswith("bg_nbd did not converge")
+        assert (rows["expected_purchases_90d"] >= 0).all() and (rows["clv"] >= 0).all()
+        assert (rows["expected_spend_per_order"] > 0).all()
 
 
 def test_models_that_cannot_be_fitted_fall_back_visibly(pipeline, tmp_path):
