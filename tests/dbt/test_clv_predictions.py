@@ -5,10 +5,10 @@ purchase summary and the fallbacks: in 14 days nobody has visibly stopped buying
 dropout is not identified there. The fits, ranges, agreement with analytics.clv and the time
 unit are checked on the long history (1,000 people over 120 days); dbt runs again on copies of
 warehouses with other vars. The long history also shows whether p_alive tells churners from
-active buyers (the generator's churners stop on day 10 to 70). There, the customers of churners who stopped
-before the observation end had mean p_alive 0.63 against 0.82 for active buyers (heavy and
-light), 0.31 against 0.72 among customers with a repeat purchase, and 0.43 expected purchases
-in 90 days against 2.47.
+active buyers (the generator's churners stop on day 10 to 70). There, the customers of
+churners who stopped before the observation end had mean p_alive 0.63 against 0.82 for active
+buyers (heavy and light), 0.31 against 0.72 among customers with a repeat purchase, and 0.43
+expected purchases in 90 days against 2.47.
 """
 
 from __future__ import annotations

@@ -325,9 +325,9 @@ def test_a_number_written_with_plus_is_parsed_once_for_every_country(landing, db
     write(landing, "calls/a.csv", "\n".join([CALL_HEADER, *rows]) + "\n")
     load_all(db, landing)
     with connect(db, read_only=True) as conn:
-        assert conn.execute(
-            "SELECT DISTINCT customer_number_e164 FROM raw.calls"
-        ).fetchall() == [("+14155550142",)]
+        assert conn.execute("SELECT DISTINCT customer_number_e164 FROM raw.calls").fetchall() == [
+            ("+14155550142",)
+        ]
         assert conn.execute("FROM ingest.phone_numbers ORDER BY ALL").fetchall() == [
             ("+14155550142", "", "+14155550142"),
             ("0014155550142", "DE", "+14155550142"),
