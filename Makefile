@@ -7,9 +7,11 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # The venv's tools (dbt, dagster) first, without activating it.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-# Size of the demo's sample data (make demo PEOPLE=20000 DAYS=60)
+# Size of the demo's sample data (make demo PEOPLE=20000 DAYS=180). In fewer than about 90 days
+# too few customers have visibly stopped buying for BG/NBD to identify dropout (p_alive then
+# falls back to NULL, and says why in marts.clv_model_params).
 PEOPLE ?= 5000
-DAYS ?= 60
+DAYS ?= 120
 LANDING ?= landing
 WAREHOUSE ?= warehouse/crm360.duckdb
 
