@@ -1,4 +1,12 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='replace_keys',
+        placeholder_column='candidates_built_at',
+        on_schema_change='append_new_columns',
+    )
+}}
 
 {#-
     Survivorship: one row per customer with the winning value of every profile field, and the
@@ -12,6 +20,13 @@
     The postal address survives as one block (address1, address2, city, region, postal code
     from the same record, so a street never pairs with another record's city); a candidate
     without a street line is empty for it. Every other field survives on its own.
+
+    Incremental, per customer: a run redoes the customers whose candidates were written since
+    the newest candidates_built_at here (int_profile_candidates_collected rewrites every row of
+    a customer whose records changed), those that have no candidate any more (merged into
+    another: their row goes, through a placeholder with NULL candidates_built_at), and those
+    whose email and phone identifiers blocked as links changed (blocked_identifiers: a shared
+    inbox found, or one no longer shared). A full rebuild gives the same rows.
 -#}
 {%- set fields = {
     'first_name': ['first_name'],
@@ -28,11 +43,85 @@
 {%- set identifier_fields = ['email', 'phone'] -%}
 {%- set placeholder_values = var('identity_blocked_values', []) -%}
 
+{%- set incremental = is_incremental() -%}
+{%- if incremental and this is string -%}
+    {#- a unit test: `this` is its fixture, given with these columns -#}
+    {%- set watermarked = true -%}
+{%- elif incremental -%}
+    {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {#- a table built before these columns existed: every customer is redone, once -#}
+    {%- set watermarked = 'candidates_built_at' in existing and 'blocked_identifiers' in existing -%}
+{%- endif %}
+
 with
 
+all_blocked_identifiers as (
+
+    select customer_id, identifier_type, identifier_value
+    from {{ ref('customer_identifiers') }}
+    where is_blocked_as_link
+        and identifier_type in ('{{ identifier_fields | join("', '") }}')
+
+),
+
+-- the customer's blocked email and phone values, in one text: what survivorship depends on
+blocked_fingerprints as (
+
+    select
+        customer_id,
+        {{ dbt.listagg(dbt.concat(['identifier_type', "':'", 'identifier_value']), "','",
+            "order by identifier_type, identifier_value") }} as blocked_identifiers
+    from all_blocked_identifiers
+    group by customer_id
+
+),
+
+{% if incremental %}
+changed_customers as (
+
+    {% if watermarked -%}
+    select customer_id
+    from {{ ref('int_profile_candidates_collected') }}
+    where _built_at > {{ loaded_at_watermark('candidates_built_at') }}
+
+    union
+
+    select customer_id
+    from {{ this }}
+    where customer_id not in (
+        select customer_id from {{ ref('int_profile_candidates_collected') }}
+    )
+
+    union
+
+    select coalesce(current_blocked.customer_id, stored_blocked.customer_id)
+    from blocked_fingerprints as current_blocked
+    full outer join (
+        select customer_id, blocked_identifiers
+        from {{ this }}
+        where blocked_identifiers is not null
+    ) as stored_blocked
+        on current_blocked.customer_id = stored_blocked.customer_id
+    where current_blocked.customer_id is null
+        or stored_blocked.customer_id is null
+        or current_blocked.blocked_identifiers <> stored_blocked.blocked_identifiers
+    {%- else %}
+    select customer_id from {{ this }}
+
+    union
+
+    select customer_id from {{ ref('int_profile_candidates_collected') }}
+    {%- endif %}
+
+),
+
+{% endif %}
 candidates as (
 
     select * from {{ ref('int_profile_candidates_collected') }}
+    {% if incremental %}
+    where customer_id in (select customer_id from changed_customers)
+    {% endif %}
 
 ),
 
@@ -45,17 +134,20 @@ rules as (
 
 blocked_identifiers as (
 
-    select customer_id, identifier_type, identifier_value
-    from {{ ref('customer_identifiers') }}
-    where is_blocked_as_link
-        and identifier_type in ('{{ identifier_fields | join("', '") }}')
+    select * from all_blocked_identifiers
+    {% if incremental %}
+    where customer_id in (select customer_id from changed_customers)
+    {% endif %}
 
 ),
 
 customers as (
 
-    select distinct customer_id
+    select
+        customer_id,
+        max(_built_at) as candidates_built_at
     from candidates
+    group by customer_id
 
 ),
 
@@ -111,12 +203,36 @@ final as (
         {%- endfor %},
         {{ field }}_winners.{{ field }}_record_key,
         {{ field }}_winners.{{ field }}_origin
-        {%- endfor %}
+        {%- endfor %},
+        cast(blocked_fingerprints.blocked_identifiers as {{ dbt.type_string() }})
+            as blocked_identifiers,
+        cast(customers.candidates_built_at as timestamp) as candidates_built_at
     from customers
     {%- for field in fields %}
     left join {{ field }}_winners
         on customers.customer_id = {{ field }}_winners.customer_id
     {%- endfor %}
+    left join blocked_fingerprints
+        on customers.customer_id = blocked_fingerprints.customer_id
+
+    {% if incremental %}
+    union all
+
+    -- a changed customer with no candidate any more: a placeholder, so that its row goes
+    select
+        changed_customers.customer_id
+        {%- for field, columns in fields.items() %}
+        {%- for column in columns %},
+        cast(null as {{ 'date' if column == 'date_of_birth' else dbt.type_string() }}) as {{ column }}
+        {%- endfor %},
+        cast(null as {{ dbt.type_string() }}) as {{ field }}_record_key,
+        cast(null as {{ dbt.type_string() }}) as {{ field }}_origin
+        {%- endfor %},
+        cast(null as {{ dbt.type_string() }}) as blocked_identifiers,
+        cast(null as timestamp) as candidates_built_at
+    from changed_customers
+    where changed_customers.customer_id not in (select customer_id from customers)
+    {% endif %}
 
 )
 
