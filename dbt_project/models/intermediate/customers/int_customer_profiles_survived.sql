@@ -44,14 +44,8 @@
 {%- set placeholder_values = var('identity_blocked_values', []) -%}
 
 {%- set incremental = is_incremental() -%}
-{%- if incremental and this is string -%}
-    {#- a unit test: `this` is its fixture, given with these columns -#}
-    {%- set watermarked = true -%}
-{%- elif incremental -%}
-    {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
-    {#- a table built before these columns existed: every customer is redone, once -#}
-    {%- set watermarked = 'candidates_built_at' in existing and 'blocked_identifiers' in existing -%}
-{%- endif %}
+{#- a table built before these columns existed: every customer is redone, once -#}
+{%- set watermarked = incremental and this_has_columns(['candidates_built_at', 'blocked_identifiers']) -%}
 
 with
 

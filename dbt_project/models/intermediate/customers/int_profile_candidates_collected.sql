@@ -30,11 +30,8 @@
     )
 }}
 {%- set incremental = is_incremental() -%}
-{%- if incremental -%}
-    {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
-    {#- a table built before these columns existed: every customer is recomputed, once -#}
-    {%- set watermarked = 'customer_assigned_at' in existing and '_loaded_at' in existing -%}
-{%- endif %}
+{#- a table built before these columns existed: every customer is recomputed, once -#}
+{%- set watermarked = incremental and this_has_columns(['customer_assigned_at', '_loaded_at']) -%}
 {%- set text = dbt.type_string() -%}
 {%- set profile_columns = [
     ('first_name', text), ('last_name', text), ('email', text), ('phone', text),
