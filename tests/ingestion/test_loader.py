@@ -397,6 +397,42 @@ def test_unknown_fields_are_kept(landing, db):
     assert kept == "true"
 
 
+UNKNOWN = {
+    "integrations": {"All": True, "Mixpanel": False},
+    "sentAt": None,  # present with null: kept as null, not dropped
+    "a/b": 1,  # characters that JSON pointers escape
+    "t~x": [1, "two"],
+    'say "hi"': "é\n",
+    "키": "값",
+}
+
+
+@pytest.mark.parametrize("max_keys", [loader.MAX_EXTRA_KEYS, 2], ids=["extracted", "many-keys"])
+def test_unknown_fields_are_kept_exactly(landing, db, monkeypatch, max_keys):
+    """_extra holds exactly the fields the contract does not list, with their values as
+    written, whatever the keys look like; a record without unknown fields has none. With more
+    distinct unknown keys in a batch than MAX_EXTRA_KEYS the loader removes the known keys from
+    the whole document instead: the same answer."""
+    monkeypatch.setattr(loader, "MAX_EXTRA_KEYS", max_keys)
+    records = [
+        web("m1", **UNKNOWN),
+        web("m2"),  # no unknown field
+        web("m3", sentAt="2025-06-01T01:20:01Z"),
+        web("m4", userId="u-4", properties={"sentAt": 1}),  # a known field's own keys stay there
+    ]
+    write(landing, "web/w.jsonl", jsonl(*records))
+    load_all(db, landing)
+    with connect(db, read_only=True) as conn:
+        got = dict(
+            conn.execute("SELECT message_id, _extra::VARCHAR FROM raw.web_events").fetchall()
+        )
+    known = {key for _, key, _ in SOURCES["web"].fields}
+    for record in records:
+        expected = {k: v for k, v in record.items() if k not in known} or None
+        extra = got[record["messageId"]]
+        assert (json.loads(extra) if extra is not None else None) == expected, record
+
+
 def snapshot(db: Path) -> dict[str, list]:
     """Every ingestion table without its load timestamps, in a stable order."""
     with connect(db, read_only=True) as conn:
