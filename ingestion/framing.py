@@ -82,13 +82,13 @@ CHUNK_BYTES = 1 << 20
 def valid_utf8(records: Records) -> np.ndarray:
     """Per record, whether its bytes are valid UTF-8.
 
-    Decoding whole chunks of records is C-speed; only a chunk that fails is decoded record by
-    record, so a clean file costs one pass and a bad row costs one small chunk.
+    Whole chunks of records are decoded at C speed. When a chunk fails, the decoder says where:
+    the record holding that byte is checked alone, and decoding resumes at the next record. So
+    every byte is decoded about once however many records are bad (decoding a failed chunk
+    record by record cost web events at 1M people 3.8 s, most chunks holding one bad line).
     """
     ok = np.ones(len(records), dtype=bool)
     data, starts, ends = records.data, records.starts, records.ends
-    if len(records) == 0:
-        return ok
     view = memoryview(data)
     first = 0
     while first < len(records):
@@ -96,12 +96,13 @@ def valid_utf8(records: Records) -> np.ndarray:
         last = max(last, first + 1)
         try:
             codecs.utf_8_decode(view[starts[first] : ends[last - 1]], "strict", True)
-        except UnicodeDecodeError:
-            for i in range(first, last):
-                try:
-                    codecs.utf_8_decode(view[starts[i] : ends[i]], "strict", True)
-                except UnicodeDecodeError:
-                    ok[i] = False
+        except UnicodeDecodeError as exc:
+            bad = int(np.searchsorted(starts, starts[first] + exc.start, side="right")) - 1
+            try:
+                codecs.utf_8_decode(view[starts[bad] : ends[bad]], "strict", True)
+            except UnicodeDecodeError:
+                ok[bad] = False
+            last = bad + 1  # the records before it decoded; go on after it
         first = last
     return ok
 

@@ -95,3 +95,34 @@ def test_utf8_validity_is_per_record():
     table = records.to_arrow()
     table.validate(full=True)  # valid Arrow: the bad bytes sit only under null slots
     assert table.column("text").to_pylist() == ["ok\n", None, "fine é\n", None]
+
+
+@pytest.mark.parametrize("chunk_bytes", [7, 64, 1 << 20])
+def test_utf8_validity_with_many_bad_records_matches_decoding_each(monkeypatch, chunk_bytes):
+    """Bad records anywhere: several in one chunk, at a chunk's edges, a multi-byte character cut
+    by the line end, the first and the last record. Each record's verdict is that of decoding it
+    alone, whatever the chunk size."""
+    from ingestion import framing
+
+    monkeypatch.setattr(framing, "CHUNK_BYTES", chunk_bytes)
+    rng = np.random.default_rng(7)
+    pieces = [b"\xff", b"\xc3", b"\xe2\x82", b"\xed\xa0\x80", "é".encode(), "값".encode(), b"ab"]
+    lines = (
+        [b"\xc3"]
+        + [
+            b"".join(pieces[i] for i in rng.integers(0, len(pieces), rng.integers(0, 4)))
+            + b"x" * int(rng.integers(0, 20))
+            for _ in range(2000)
+        ]
+        + [b"tail \xff"]
+    )
+    records = frame_lines(b"\n".join(lines))
+    expected = []
+    for i in range(len(records)):
+        try:
+            records.data[records.starts[i] : records.ends[i]].decode("utf-8")
+            expected.append(True)
+        except UnicodeDecodeError:
+            expected.append(False)
+    assert 100 < expected.count(False) < len(expected) - 100
+    assert framing.valid_utf8(records).tolist() == expected
