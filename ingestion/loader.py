@@ -439,18 +439,21 @@ class _BatchLoader:
             SEMI JOIN (SELECT _key_hash AS key_hash FROM _batch WHERE _reason IS NULL)
                  USING (key_hash)
         """).fetchone()[0]
-        # Rows repeating a key earlier in this batch: only keys that occur twice matter.
+        # Rows repeating a key earlier in this batch: only keys that occur twice matter. Their
+        # _seq is listed in a small table, so that the insert filters by an anti join on it
+        # (a correlated NOT EXISTS was planned as a join over the whole batch: 0.2 s a batch).
         repeats = self.conn.execute("""
-            CREATE OR REPLACE TEMP TABLE _repeats AS
-            SELECT _key_hash, min(_seq) AS first_seq FROM _batch WHERE _reason IS NULL
-            GROUP BY _key_hash HAVING count(*) > 1
+            CREATE OR REPLACE TEMP TABLE _later_repeats AS
+            SELECT b._seq FROM _batch b
+            JOIN (
+                SELECT _key_hash, min(_seq) AS first_seq FROM _batch WHERE _reason IS NULL
+                GROUP BY _key_hash HAVING count(*) > 1
+            ) r ON r._key_hash = b._key_hash AND b._seq <> r.first_seq
+            WHERE b._reason IS NULL
         """).fetchone()[0]
         self.seen_before = " AND b._key_hash NOT IN (SELECT key_hash FROM _seen)" if seen else ""
         self.seen_earlier = (
-            " AND NOT EXISTS (SELECT 1 FROM _repeats x WHERE x._key_hash = b._key_hash"
-            " AND x.first_seq <> b._seq)"
-            if repeats
-            else ""
+            " AND b._seq NOT IN (SELECT _seq FROM _later_repeats)" if repeats else ""
         )
 
     def _insert_new(self) -> None:
@@ -555,7 +558,7 @@ class _BatchLoader:
         counts = self._counts()
         phases["counts"] = round(time.perf_counter() - started, 2)
         log.debug("%s: batch phases (s): %s", self.source.name, phases)
-        for table in ("_batch", "_seen", "_repeats", "_batch_phones"):
+        for table in ("_batch", "_seen", "_later_repeats", "_batch_phones"):
             self.conn.execute(f"DROP TABLE IF EXISTS {table}")
         self.conn.unregister("_files")
         return counts
