@@ -412,7 +412,14 @@ class _BatchLoader:
         """).fetchnumpy()
         if len(todo["cleaned"]) == 0:
             return
+        started = time.perf_counter()
         e164 = to_e164_many(list(todo["cleaned"]), list(todo["region"]))
+        log.debug(
+            "%s: parsed %d new phone numbers in %.2fs",
+            self.source.name,
+            len(e164),
+            time.perf_counter() - started,
+        )
         self.conn.register(
             "_phones",
             pa.table(
