@@ -43,7 +43,7 @@ from ingestion.framing import (
     frame_lines,
     valid_utf8,
 )
-from ingestion.normalise import PHONE_CLEAN_SQL, to_e164_many
+from ingestion.normalise import PHONE_CLEAN_SQL, PhoneParser
 from ingestion.sources import LANDING_SUFFIXES, SOURCES, Source
 from ingestion.warehouse import (
     ensure_schema,
@@ -253,8 +253,10 @@ class _BatchLoader:
         source: Source,
         files: list[_Landed],
         loaded_at: datetime,
+        phones: PhoneParser,
     ) -> None:
         self.conn = conn
+        self.phones = phones
         self.source = source
         self.files = files
         self.loaded_at = loaded_at
@@ -413,7 +415,7 @@ class _BatchLoader:
         if len(todo["cleaned"]) == 0:
             return
         started = time.perf_counter()
-        e164 = to_e164_many(list(todo["cleaned"]), list(todo["region"]))
+        e164 = self.phones.many(list(todo["cleaned"]), list(todo["region"]))
         log.debug(
             "%s: parsed %d new phone numbers in %.2fs",
             self.source.name,
@@ -602,7 +604,10 @@ def _count_rows(source: Source, data: bytes) -> int:
 
 
 def load_batch(
-    conn: duckdb.DuckDBPyConnection, source: Source, batch: list[_Landed]
+    conn: duckdb.DuckDBPyConnection,
+    source: Source,
+    batch: list[_Landed],
+    phones: PhoneParser,
 ) -> list[FileResult]:
     """Load a batch of landed files in one transaction, recording each in audit.loaded_files."""
     started = time.perf_counter()
@@ -610,7 +615,7 @@ def load_batch(
     conn.execute("BEGIN TRANSACTION")
     try:
         loadable = [f for f in batch if f.loadable]
-        counts = _BatchLoader(conn, source, loadable, started_at).load() if loadable else {}
+        counts = _BatchLoader(conn, source, loadable, started_at, phones).load() if loadable else {}
         outcomes = []
         for landed in batch:
             if landed.error is not None:
@@ -700,20 +705,21 @@ def load_source(
         conn.execute(f"SET {name} = {value}")
     results: list[FileResult] = []
     try:
-        for batch in _prefetched(_batches(_new_files(landing_dir, source, known), limit)):
-            done = load_batch(conn, source, batch)
-            _release(batch)
-            for r in done:
-                log.info(
-                    "%s: %s rows: %d loaded, %d quarantined, %d duplicates",
-                    r.file_name,
-                    r.status,
-                    r.rows_loaded,
-                    r.rows_quarantined,
-                    r.rows_duplicate,
-                )
-            log.info("%s: batch of %d files in %.2fs", source.name, len(done), done[0].seconds)
-            results += done
+        with PhoneParser() as phones:  # one helper process for every batch
+            for batch in _prefetched(_batches(_new_files(landing_dir, source, known), limit)):
+                done = load_batch(conn, source, batch, phones)
+                _release(batch)
+                for r in done:
+                    log.info(
+                        "%s: %s rows: %d loaded, %d quarantined, %d duplicates",
+                        r.file_name,
+                        r.status,
+                        r.rows_loaded,
+                        r.rows_quarantined,
+                        r.rows_duplicate,
+                    )
+                log.info("%s: batch of %d files in %.2fs", source.name, len(done), done[0].seconds)
+                results += done
         if results:
             started = time.perf_counter()
             conn.execute("CHECKPOINT")

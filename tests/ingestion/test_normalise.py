@@ -4,6 +4,7 @@ import pytest
 from ingestion.normalise import (
     PARALLEL_FROM,
     PHONE_CLEAN_SQL,
+    PhoneParser,
     clean_phone,
     to_e164,
     to_e164_many,
@@ -73,3 +74,28 @@ def test_regions_in_any_script_travel_to_the_helper_and_back():
     regions = ["ÜS"] * len(cleaned)  # nonsense country, typed by someone: still answered
     expected = [to_e164(c, r) for c, r in zip(cleaned, regions, strict=True)]
     assert to_e164_many(cleaned, regions) == expected
+
+
+def test_one_parser_answers_many_requests_with_one_helper():
+    """A load of many batches starts the helper once; each request's answers stay its own."""
+    with PhoneParser() as parser:
+        pids = []
+        for offset in (0, 7, 3):
+            cleaned = [f"415555{(i + offset) % 10000:04d}" for i in range(PARALLEL_FROM + offset)]
+            regions = ["US" if i % 4 else "GB" for i in range(len(cleaned))]
+            expected = [to_e164(c, r) for c, r in zip(cleaned, regions, strict=True)]
+            assert parser.many(cleaned, regions) == expected
+            pids.append(parser._helper.pid)
+        helper = parser._helper
+    assert len(set(pids)) == 1
+    assert helper.poll() is not None  # closed with the parser
+
+
+def test_a_helper_that_died_is_reported_not_answered_for():
+    cleaned = ["4155550142"] * PARALLEL_FROM
+    with PhoneParser() as parser:
+        parser.many(cleaned, ["US"] * len(cleaned))
+        parser._helper.kill()
+        parser._helper.wait()
+        with pytest.raises(RuntimeError, match="phone number helper process answered 0 of"):
+            parser.many(cleaned, ["US"] * len(cleaned))
