@@ -211,10 +211,13 @@ def _parse_good_csv(
     if len(good) == len(records) - 1:
         buffer = data[records.starts[0] :]
     else:
-        keep = np.zeros(len(data), dtype=bool)
-        keep[records.starts[0] : next_start[0]] = True  # header
-        for i in np.searchsorted(records.line_numbers, good):
-            keep[records.starts[i] : next_start[i]] = True
+        # The bytes of the header and of each good record (up to the next record): +1 where a
+        # kept span starts, -1 where it ends, summed along the buffer (no loop over records).
+        kept = np.concatenate(([0], np.searchsorted(records.line_numbers, good)))
+        edges = np.zeros(len(data) + 1, dtype=np.int8)
+        np.add.at(edges, records.starts[kept], 1)
+        np.add.at(edges, next_start[kept], -1)
+        keep = np.cumsum(edges[:-1], dtype=np.int8) > 0
         buffer = np.frombuffer(data, dtype=np.uint8)[keep].tobytes()
     if len(good) == 0:
         frame = pl.DataFrame({name: pl.Series([], dtype=pl.String) for name in header})
