@@ -109,11 +109,6 @@ def batch_bytes() -> int:
     return int(float(os.environ.get("CRM360_INGEST_BATCH_MB", DEFAULT_BATCH_MB)) * 1024 * 1024)
 
 
-def _struct_type(source: Source) -> str:
-    parts = [f'"{key}": "{sql_type}"' for _, key, sql_type in source.fields]
-    return "{" + ", ".join(parts) + "}"
-
-
 @dataclass
 class _Landed:
     """A new landing file: its bytes, checksum and, once read, its decompressed data."""
@@ -265,54 +260,87 @@ class _BatchLoader:
         self.loaded_at = loaded_at
 
     # -- structure: JSON Lines ----------------------------------------------------------------
-    def _unknown_keys(self) -> list[str]:
-        """The top-level keys of the batch's JSON objects that the contract does not list."""
+    # Parsing JSON is most of a batch's cost, so each record is parsed as few times as it can
+    # be: once to tell valid JSON, once for its keys (to find the batch's unknown ones), once to
+    # read every field, known and unknown, into a struct (json_transform). Only records whose
+    # text holds a null somewhere are parsed a fourth time (see _extra_sql).
+
+    def _discover(self) -> tuple[list[str], bool]:
+        """Lists the records that are not valid JSON in ``_invalid``; returns the top-level keys
+        of the batch's objects that the contract does not list, and whether any record is
+        invalid."""
+        invalid = self.conn.execute("""
+            CREATE OR REPLACE TEMP TABLE _invalid AS
+            SELECT file_index, row_number FROM _records WHERE NOT json_valid(text)
+        """).fetchone()[0]
         known = ", ".join(_sql_literal(key) for _, key, _ in self.source.fields)
+        skip = "ANTI JOIN _invalid USING (file_index, row_number)" if invalid else ""
         rows = self.conn.execute(f"""
             SELECT DISTINCT key FROM (
-                SELECT unnest(json_keys(text)) AS key FROM _records WHERE json_valid(text)
+                SELECT unnest(json_keys(text)) AS key FROM _records {skip}
+                WHERE text IS NOT NULL
             )
             WHERE key NOT IN ({known})
             ORDER BY key
         """).fetchall()
-        return [key for (key,) in rows]
+        return [key for (key,) in rows], bool(invalid)
 
-    def _extra_sql(self, text: str) -> tuple[str, str]:
-        """SQL for ``_extra``: the record's unknown top-level fields as a JSON object, or NULL.
+    def _extra_sql(self, unknown: list[str]) -> tuple[list[str], str, str]:
+        """How ``_extra`` (the record's unknown top-level fields as a JSON object, or NULL) is
+        made: (keys read into the struct ``s`` with the known fields, SQL for ``_x`` over
+        ``_text`` and ``s``, SQL for ``_extra`` over ``s`` and ``_x``).
 
-        Returns (an expression over ``text`` for the inner query, one over its result ``_x``).
-        The batch's unknown keys are found first (one cheap pass over the keys); each record's
-        values for them are then taken with one ``json_extract`` of JSON pointers, which tells
-        an absent key (NULL) from a present null ('null'), and written as an object. Half the
-        cost of deleting the known keys with ``json_merge_patch``, which rebuilds the whole
-        document: that took half of the batch's SQL for web events.
+        An unknown key is read into ``s`` as JSON with the known ones, in the same parse. That
+        read cannot tell a key given as null from an absent one (both NULL), so a record whose
+        text holds "null" anywhere also has its unknown values taken with ``json_extract`` of
+        JSON pointers (an absent key is NULL there, a null one 'null'), and those win. Keys that
+        differ only in case cannot be fields of one struct: then every record's unknown values
+        are taken with ``json_extract``. More than MAX_EXTRA_KEYS unknown keys (keys that are
+        data, such as ids) are left to ``json_merge_patch``, which rebuilds the whole document
+        without the known keys (it used to do so for every batch: half of web events' SQL).
         """
-        unknown = self._unknown_keys()
         if not unknown:
-            return "NULL", "NULL"
-        if len(unknown) > MAX_EXTRA_KEYS:  # keys that are data (ids as keys): one document op
+            return [], "NULL", "NULL"
+        if len(unknown) > MAX_EXTRA_KEYS:
             patch = "{" + ", ".join(f"{json.dumps(key)}: null" for _, key, _ in self.source.fields)
             return (
-                f"nullif(json_merge_patch({text}, {_sql_literal(patch + '}')}), '{{}}')",
-                "_x",
+                [],
+                "NULL",
+                (f"nullif(json_merge_patch(_text, {_sql_literal(patch + '}')}), '{{}}')"),
             )
         pointers = ", ".join(_sql_literal(_json_pointer(key)) for key in unknown)
+        names = [key.lower() for _, key, _ in self.source.fields] + [k.lower() for k in unknown]
+        if len(set(names)) == len(names):
+            in_struct = unknown
+            x = f"CASE WHEN contains(_text, 'null') THEN json_extract(_text, [{pointers}]) END"
+            values = [f"coalesce(_x[{i}], s.{quote_ident(k)})" for i, k in enumerate(unknown, 1)]
+        else:
+            in_struct = []
+            x = f"json_extract(_text, [{pointers}])"
+            values = [f"_x[{i}]" for i in range(1, len(unknown) + 1)]
         members = ", ".join(
-            f"CASE WHEN _x[{i}] IS NOT NULL THEN {_sql_literal(json.dumps(key) + ':')} || _x[{i}] "
-            "END"
-            for i, key in enumerate(unknown, start=1)
+            f"{_sql_literal(json.dumps(key) + ':')} || {value}"
+            for key, value in zip(unknown, values, strict=True)
         )
-        return (
-            f"json_extract({text}, [{pointers}])",
-            f"nullif('{{' || concat_ws(',', {members}) || '}}', '{{}}')",
-        )
+        return in_struct, x, f"nullif('{{' || concat_ws(',', {members}) || '}}', '{{}}')"
 
     def _jsonl_fields_sql(self) -> str:
         """SQL over ``_records`` giving the keys, _text, the fields and a structural reason."""
         s = self.source
         picks = ", ".join(f"s.{quote_ident(key)} AS {quote_ident(col)}" for col, key, _ in s.fields)
         required_all_null = " AND ".join(f"{quote_ident(c)} IS NULL" for c in s.required)
-        extract, extra = self._extra_sql("_text")
+        unknown, invalid = self._discover()
+        in_struct, x, extra = self._extra_sql(unknown)
+        struct = {key: sql_type for _, key, sql_type in s.fields} | dict.fromkeys(in_struct, "JSON")
+        records = "(SELECT file_index, row_number, text AS _text FROM _records)"
+        if invalid:
+            records = """(
+                SELECT r.file_index, r.row_number, CASE WHEN i.row_number IS NULL THEN r.text END
+                       AS _text_ok, r.text AS _text
+                FROM _records r
+                LEFT JOIN _invalid i ON i.file_index = r.file_index AND i.row_number = r.row_number
+            )"""
+        parsed = "_text_ok" if invalid else "_text"
         return f"""
             SELECT file_index, row_number, _text, {", ".join(quote_ident(c) for c in s.columns)},
                    CASE WHEN s IS NOT NULL THEN {extra} END AS _extra,
@@ -328,12 +356,11 @@ class _BatchLoader:
                 SELECT file_index, row_number, _text, {picks}, s, _x
                 FROM (
                     SELECT file_index, row_number, _text, s,
-                           CASE WHEN s IS NOT NULL THEN {extract} END AS _x
+                           CASE WHEN s IS NOT NULL THEN {x} END AS _x
                     FROM (
                         SELECT file_index, row_number, _text,
-                               CASE WHEN json_valid(_text)
-                                    THEN json_transform(_text, '{_struct_type(s)}') END AS s
-                        FROM (SELECT file_index, row_number, text AS _text FROM _records)
+                               json_transform({parsed}, {_sql_literal(json.dumps(struct))}) AS s
+                        FROM {records}
                     )
                 )
             )
@@ -570,7 +597,7 @@ class _BatchLoader:
         counts = self._counts()
         phases["counts"] = round(time.perf_counter() - started, 2)
         log.debug("%s: batch phases (s): %s", self.source.name, phases)
-        for table in ("_batch", "_seen", "_later_repeats", "_batch_phones"):
+        for table in ("_batch", "_seen", "_later_repeats", "_batch_phones", "_invalid"):
             self.conn.execute(f"DROP TABLE IF EXISTS {table}")
         self.conn.unregister("_files")
         return counts

@@ -407,25 +407,36 @@ UNKNOWN = {
 }
 
 
-@pytest.mark.parametrize("max_keys", [loader.MAX_EXTRA_KEYS, 2], ids=["extracted", "many-keys"])
-def test_unknown_fields_are_kept_exactly(landing, db, monkeypatch, max_keys):
+@pytest.mark.parametrize(
+    ("max_keys", "more"),
+    [
+        (loader.MAX_EXTRA_KEYS, []),
+        # keys that differ only in case cannot be fields of one struct: extracted one by one
+        (loader.MAX_EXTRA_KEYS, [web("m6", SentAt="x", USERID="u")]),
+        (2, []),  # more unknown keys than MAX_EXTRA_KEYS: removed from the whole document
+    ],
+    ids=["read-with-the-fields", "keys-differing-in-case", "many-keys"],
+)
+def test_unknown_fields_are_kept_exactly(landing, db, monkeypatch, max_keys, more):
     """_extra holds exactly the fields the contract does not list, with their values as
-    written, whatever the keys look like; a record without unknown fields has none. With more
-    distinct unknown keys in a batch than MAX_EXTRA_KEYS the loader removes the known keys from
-    the whole document instead: the same answer."""
+    written, whatever the keys look like and whether the record holds a null anywhere; a record
+    without unknown fields has none. Lines that are not JSON in the same file change nothing."""
     monkeypatch.setattr(loader, "MAX_EXTRA_KEYS", max_keys)
     records = [
         web("m1", **UNKNOWN),
         web("m2"),  # no unknown field
         web("m3", sentAt="2025-06-01T01:20:01Z"),
         web("m4", userId="u-4", properties={"sentAt": 1}),  # a known field's own keys stay there
+        web("m5", event=None, sentAt="annulled", integrations={"null": None}),  # nulls elsewhere
+        *more,
     ]
-    write(landing, "web/w.jsonl", jsonl(*records))
+    write(landing, "web/w.jsonl", jsonl(records[0], "{not json", *records[1:], '{"type": nul'))
     load_all(db, landing)
     with connect(db, read_only=True) as conn:
         got = dict(
             conn.execute("SELECT message_id, _extra::VARCHAR FROM raw.web_events").fetchall()
         )
+    assert [reason for *_, reason in quarantine(db)] == ["line is not valid JSON"] * 2
     known = {key for _, key, _ in SOURCES["web"].fields}
     for record in records:
         expected = {k: v for k, v in record.items() if k not in known} or None
