@@ -294,10 +294,11 @@ class _BatchLoader:
         read cannot tell a key given as null from an absent one (both NULL), so a record whose
         text holds "null" anywhere also has its unknown values taken with ``json_extract`` of
         JSON pointers (an absent key is NULL there, a null one 'null'), and those win. Keys that
-        differ only in case cannot be fields of one struct: then every record's unknown values
-        are taken with ``json_extract``. More than MAX_EXTRA_KEYS unknown keys (keys that are
-        data, such as ids) are left to ``json_merge_patch``, which rebuilds the whole document
-        without the known keys (it used to do so for every batch: half of web events' SQL).
+        differ only in case, an empty key and keys with control characters cannot be fields of
+        a struct: then every record's unknown values are taken with ``json_extract``. More than
+        MAX_EXTRA_KEYS unknown keys (keys that are data, such as ids) are left to
+        ``json_merge_patch``, which rebuilds the whole document without the known keys (it used
+        to do so for every batch: half of web events' SQL).
         """
         if not unknown:
             return [], "NULL", "NULL"
@@ -310,7 +311,11 @@ class _BatchLoader:
             )
         pointers = ", ".join(_sql_literal(_json_pointer(key)) for key in unknown)
         names = [key.lower() for _, key, _ in self.source.fields] + [k.lower() for k in unknown]
-        if len(set(names)) == len(names):
+        if (
+            len(set(names)) == len(names)
+            and all(k.isprintable() for k in unknown)
+            and "" not in unknown
+        ):
             in_struct = unknown
             x = f"CASE WHEN contains(_text, 'null') THEN json_extract(_text, [{pointers}]) END"
             values = [f"coalesce(_x[{i}], s.{quote_ident(k)})" for i, k in enumerate(unknown, 1)]

@@ -413,9 +413,11 @@ UNKNOWN = {
         (loader.MAX_EXTRA_KEYS, []),
         # keys that differ only in case cannot be fields of one struct: extracted one by one
         (loader.MAX_EXTRA_KEYS, [web("m6", SentAt="x", USERID="u")]),
+        # nor can an empty key or one with a control character
+        (loader.MAX_EXTRA_KEYS, [web("m6", **{"": 1, "tab\there": 2})]),
         (2, []),  # more unknown keys than MAX_EXTRA_KEYS: removed from the whole document
     ],
-    ids=["read-with-the-fields", "keys-differing-in-case", "many-keys"],
+    ids=["read-with-the-fields", "keys-differing-in-case", "odd-keys", "many-keys"],
 )
 def test_unknown_fields_are_kept_exactly(landing, db, monkeypatch, max_keys, more):
     """_extra holds exactly the fields the contract does not list, with their values as
