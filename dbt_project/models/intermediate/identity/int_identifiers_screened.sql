@@ -25,9 +25,12 @@
 
 with
 
+-- only the columns used below: the CTE is read four times, and carrying every column of 38
+-- million rows (1M people) through it took 40% of the model's time
 extracted as (
 
-    select * from {{ ref('int_identifiers_extracted') }}
+    select record_key, identifier_key, identifier_type, identifier_value, first_seen_at, last_seen_at
+    from {{ ref('int_identifiers_extracted') }}
     where identifier_type is not null
 
 ),
@@ -186,7 +189,9 @@ identifiers as (
         identifier_key,
         identifier_type,
         identifier_value,
-        count(distinct record_key) as record_count,
+        -- a record carries an identifier once (int_identifiers_extracted.record_identifier_key
+        -- is unique, a test that blocks this model), so its rows count distinct records
+        count(*) as record_count,
         min(first_seen_at) as first_seen_at,
         max(last_seen_at) as last_seen_at
     from extracted
