@@ -39,20 +39,6 @@
 {%- endmacro %}
 
 
-{#- Incremental strategy of models that rebuild every row of a changed key (every identifier of
-    a record): the rows of the key are all replaced, so rows that no longer exist disappear.
-    delete+insert does exactly that on DuckDB. Spark's merge cannot delete unmatched rows, so
-    Spark needs insert_overwrite over a partition of the key (see the report on issue 3): not
-    written yet. -#}
-{% macro visitor_rebuild_strategy() -%}
-    {{ return(adapter.dispatch('visitor_rebuild_strategy', 'crm360')()) }}
-{%- endmacro %}
-
-{% macro default__visitor_rebuild_strategy() -%}
-    {{ return('delete+insert') }}
-{%- endmacro %}
-
-
 {#- Incremental strategy of the web sessions: each rebuilt visitor's sessions are replaced from
     the first one the batch rebuilt on (replace_from below); sessions before it stay. Spark
     needs the same delete and insert on Delta or Iceberg tables: not tested there yet. -#}
@@ -108,7 +94,7 @@
     merged into another no longer has identifiers of its own): delete+insert alone would leave
     such a key's old rows, since a key with no rows in the batch is not deleted.
     DuckDB: delete, then insert the real rows, in the run's transaction. Spark needs
-    insert_overwrite over a partition of the key, as visitor_rebuild_strategy: not written yet. -#}
+    insert_overwrite over a partition of the key: not written yet. -#}
 {% macro get_incremental_replace_keys_sql(arg_dict) -%}
     {{ return(adapter.dispatch('replace_keys_sql', 'crm360')(arg_dict)) }}
 {%- endmacro %}
@@ -128,4 +114,71 @@
     insert into {{ target }} ({{ columns }})
     select {{ columns }} from {{ source }}
     where {{ placeholder }} is not null
+{%- endmacro %}
+
+
+{#- Incremental strategy "replace_logged": delete+insert on unique_key, which first copies the
+    stored rows it is about to replace (config replaced_log_columns of them, and the time of the
+    replacing run as _replaced_at) into the table <model>__replaced. For a model whose consumer
+    works incrementally and must know what a run took away as well as what it added: the
+    identifiers a contact's new version no longer carries (int_identifiers_extracted, read by
+    int_identifiers_screened, which deletes the log rows it has consumed). `replaced_at` is the
+    run's timestamp (identity_run_timestamp). DuckDB: in the run's transaction. Spark needs the
+    same on Delta or Iceberg tables: not tested there yet. -#}
+{% macro get_incremental_replace_logged_sql(arg_dict) -%}
+    {{ return(adapter.dispatch('replace_logged_sql', 'crm360')(arg_dict)) }}
+{%- endmacro %}
+
+{% macro default__replace_logged_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set key = arg_dict['unique_key'] -%}
+    {%- set logged = config.get('replaced_log_columns') -%}
+    {%- if not key or key is not string or not logged -%}
+        {{ exceptions.raise_compiler_error("replace_logged needs one unique_key column and config replaced_log_columns") }}
+    {%- endif -%}
+    {%- set log = replaced_log_relation(target) -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {{ replaced_log_create(target, logged) }};
+
+    insert into {{ log }} ({{ logged | join(', ') }}, _replaced_at)
+    select {{ logged | join(', ') }}, {{ identity_run_timestamp() }}
+    from {{ target }}
+    where {{ key }} in (select {{ key }} from {{ source }});
+
+    delete from {{ target }}
+    where {{ key }} in (select {{ key }} from {{ source }});
+
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }} from {{ source }}
+{%- endmacro %}
+
+
+{#- The table in which strategy replace_logged keeps the rows it replaced, next to the model. -#}
+{% macro replaced_log_relation(model_relation) -%}
+    {{ return(api.Relation.create(
+        database=model_relation.database,
+        schema=model_relation.schema,
+        identifier=model_relation.identifier ~ '__replaced',
+        type='table'
+    )) }}
+{%- endmacro %}
+
+
+{#- The log of strategy replace_logged, created empty when it does not exist yet: by the strategy,
+    and by a pre-hook of the model that reads it (the logged model's first build, a table, makes
+    none). -#}
+{% macro replaced_log_create(logged_model, columns) -%}
+    create table if not exists {{ replaced_log_relation(logged_model) }} as
+    select {{ columns | join(', ') }}, cast(null as timestamp) as _replaced_at
+    from {{ logged_model }}
+    where 1 = 0
+{%- endmacro %}
+
+
+{#- post-hook of the model that consumes the log of strategy replace_logged: the log rows up to
+    the newest run it has taken in (its _extracted_through) are done with. -#}
+{% macro replaced_log_prune(logged_model) -%}
+    delete from {{ replaced_log_relation(logged_model) }}
+    where _replaced_at <= (select max(_extracted_through) from {{ this }})
 {%- endmacro %}

@@ -16,12 +16,17 @@
     Incremental per source: a run re-extracts the records whose current version was loaded after
     the newest _loaded_at of that source already here, replacing all their rows (delete+insert
     on record_key), so a contact or order whose newer version changed its email loses the old one.
+    The strategy (replace_logged, macros/incremental.sql) first copies the (record, identifier)
+    pairs it replaces into int_identifiers_extracted__replaced, stamped with the run, and
+    _extracted_at says which run wrote a row: int_identifiers_screened redoes only the
+    identifiers that a run added or took away.
 -#}
 {{
     config(
         materialized='incremental',
         unique_key='record_key',
-        incremental_strategy=visitor_rebuild_strategy(),
+        incremental_strategy='replace_logged',
+        replaced_log_columns=['record_key', 'identifier_key'],
         on_schema_change='append_new_columns',
     )
 }}
@@ -129,20 +134,15 @@ web_events as (
 
 ),
 
-orders_current as (
-
-    select * from {{ ref('stg_orders__orders') }}
-    {{ identity_loaded_since('orders') }}
-
-),
-
 -- National notations of a number, learnt from the numbers ingestion parsed (with a country).
 phone_notations as (
 
     select
         {{ identity_phone_digits('phone') }} as phone_digits,
         country,
-        phone_e164
+        phone_e164,
+        'contacts' as source,
+        _loaded_at
     from {{ ref('stg_contacts__contact_versions') }}
     where phone_e164 is not null
 
@@ -151,7 +151,9 @@ phone_notations as (
     select
         {{ identity_phone_digits('customer_number') }} as phone_digits,
         country,
-        customer_number_e164 as phone_e164
+        customer_number_e164 as phone_e164,
+        'calls' as source,
+        _loaded_at
     from {{ ref('stg_calls__calls') }}
     where customer_number_e164 is not null
 
@@ -160,7 +162,9 @@ phone_notations as (
     select
         {{ identity_phone_digits('phone') }} as phone_digits,
         upper(coalesce(billing_country_code, shipping_country_code)) as country,
-        phone_e164
+        phone_e164,
+        'orders' as source,
+        _loaded_at
     from {{ ref('stg_orders__orders') }}
     where phone_e164 is not null
 
@@ -169,7 +173,9 @@ phone_notations as (
     select
         {{ identity_phone_digits('customer_phone') }} as phone_digits,
         upper(coalesce(billing_country_code, shipping_country_code)) as country,
-        customer_phone_e164 as phone_e164
+        customer_phone_e164 as phone_e164,
+        'orders' as source,
+        _loaded_at
     from {{ ref('stg_orders__orders') }}
     where customer_phone_e164 is not null
 
@@ -185,6 +191,61 @@ phone_lookup as (
     where phone_digits is not null and country is not null
     group by phone_digits, country
     having count(distinct phone_e164) = 1
+
+),
+
+{% if is_incremental() -%}
+-- notations that records loaded since the last run brought: the lookup may have changed for
+-- them (a number now known, or now ambiguous). The old version of a changed order is no
+-- notation any more, which this does not see: a rare number that only it made ambiguous stays
+-- unresolved until a full rebuild.
+loaded_through as (
+
+    select source, max(_loaded_at) as loaded_at
+    from {{ this }}
+    group by source
+
+),
+
+new_notations as (
+
+    select distinct phone_notations.phone_digits, phone_notations.country
+    from phone_notations
+    left join loaded_through
+        on phone_notations.source = loaded_through.source
+    where phone_notations.phone_digits is not null
+        and phone_notations.country is not null
+        and (loaded_through.loaded_at is null or phone_notations._loaded_at > loaded_through.loaded_at)
+
+),
+
+-- orders whose written address phones take their E.164 from those notations: re-extracted
+relooked_orders as (
+
+    select orders.order_id
+    from {{ ref('stg_orders__orders') }} as orders
+    inner join new_notations
+        on new_notations.country = upper(coalesce(orders.billing_country_code, orders.shipping_country_code))
+        and new_notations.phone_digits = {{ identity_phone_digits('orders.billing_phone') }}
+
+    union
+
+    select orders.order_id
+    from {{ ref('stg_orders__orders') }} as orders
+    inner join new_notations
+        on new_notations.country = upper(coalesce(orders.shipping_country_code, orders.billing_country_code))
+        and new_notations.phone_digits = {{ identity_phone_digits('orders.shipping_phone') }}
+
+),
+
+{% endif -%}
+orders_current as (
+
+    select * from {{ ref('stg_orders__orders') }}
+    {{ identity_loaded_since('orders') }}
+    {%- if is_incremental() %}
+        or order_id in (select order_id from relooked_orders)
+    {%- endif %}
 
 ),
 
@@ -375,7 +436,8 @@ final as (
         name_last,
         first_seen_at,
         last_seen_at,
-        _loaded_at
+        _loaded_at,
+        {{ identity_run_timestamp() }} as _extracted_at
     from unpivoted
 
 )
