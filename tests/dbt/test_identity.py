@@ -362,10 +362,33 @@ def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, tmp_path):
             from old.intermediate.int_customer_profiles_survived)
     """).fetchone()[0]
     assert 0 < survived_redone < candidates_total / 2
+    # Merge protection redid the identifiers the day's records added or took away, not all.
+    screened_redone, screened_total = con.execute("""
+        select count(*) filter (where _extracted_through > (select max(_extracted_through)
+                   from old.intermediate.int_identifiers_screened)),
+               count(*)
+        from new.intermediate.int_identifiers_screened
+    """).fetchone()
+    assert 0 < screened_redone < screened_total / 4, (screened_redone, screened_total)
+    # ... and the graph's anchors, the records the day wrote or whose identifiers flipped.
+    anchored_redone, anchored_total = con.execute("""
+        select count(*) filter (where _extracted_through > (select max(_extracted_through)
+                   from old.intermediate.int_identity_records_anchored)),
+               count(*)
+        from new.intermediate.int_identity_records_anchored
+    """).fetchone()
+    assert 0 < anchored_redone < anchored_total / 4, (anchored_redone, anchored_total)
     con.close()
     # ... and each of these incremental models equals a full rebuild of it (run timestamps
     # aside: they say when a row was written)
     compared = {
+        "int_identifiers_extracted": ("* exclude (_extracted_at)", "record_identifier_key"),
+        "int_identifiers_screened": (
+            "* exclude (_extracted_through, _settings_hash, _link_status_at)", "identifier_key"
+        ),
+        "int_identity_records_anchored": (
+            "* exclude (_extracted_through, _screened_through)", "record_key"
+        ),
         "int_web_sessions_built": ("*", "session_id"),
         "int_profile_candidates_collected": ("* exclude (_built_at)", "record_key, origin"),
         "int_customer_profiles_survived": ("* exclude (candidates_built_at)", "customer_id"),

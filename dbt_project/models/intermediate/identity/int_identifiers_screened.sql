@@ -30,6 +30,9 @@
     Everything is redone when the vars or this model's code changed (_settings_hash), when
     int_identifiers_extracted was rebuilt whole, or when this table predates these columns.
     A full rebuild gives the same rows. The post-hook deletes the consumed log rows.
+    _link_status_at is the run at which is_blocked_as_link took its current value (the
+    identifier's first run, or the run it flipped): int_identity_records_anchored redoes the
+    records of the identifiers it names.
 -#}
 {{
     config(
@@ -54,7 +57,7 @@
 {%- set mode = 'full' -%}
 {%- if is_incremental() -%}
     {%- set mode = 'redo_all' -%}
-    {%- if execute and this_has_columns(['_extracted_through', '_settings_hash']) -%}
+    {%- if execute and this_has_columns(['_extracted_through', '_settings_hash', '_link_status_at']) -%}
         {%- set state = run_query(
             'select (select max(_extracted_through) from ' ~ this ~ ') is not null'
             ~ ' and (select min(_extracted_at) from ' ~ extracted_relation ~ ')'
@@ -384,7 +387,10 @@ final as (
 )
 {%- if mode == 'full' %}
 
-select * from final
+select
+    *,
+    {{ identity_run_timestamp() }} as _link_status_at
+from final
 {%- else %},
 
 -- the identifiers whose stored rows this run replaces: a key without a row of final (no
@@ -404,9 +410,21 @@ replaced as (
 select
     replaced.identifier_key,
     {%- for column in columns %}
-    final.{{ column }}{% if not loop.last %},{% endif %}
+    final.{{ column }},
     {%- endfor %}
+    {%- if mode == 'changed' %}
+    case
+        when final.is_blocked_as_link = stored.is_blocked_as_link then stored._link_status_at
+        else {{ identity_run_timestamp() }}
+    end as _link_status_at
+    {%- else %}
+    {{ identity_run_timestamp() }} as _link_status_at
+    {%- endif %}
 from replaced
 left join final
     on replaced.identifier_key = final.identifier_key
+{%- if mode == 'changed' %}
+left join {{ this }} as stored
+    on replaced.identifier_key = stored.identifier_key
+{%- endif %}
 {%- endif %}
