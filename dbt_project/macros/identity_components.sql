@@ -152,7 +152,9 @@
 
 
 {#- post-hook of the model that calls identity_connected_components: the result's scratch table
-    is no longer needed once the model's own table holds it. -#}
+    (and the incremental run's subgraph) is no longer needed once the model's own table holds it. -#}
 {% macro identity_components_drop_scratch() -%}
-    {% do adapter.drop_relation(identity_components_scratch('result')) %}
+    {%- for suffix in ['result', 'nodes', 'edges'] %}
+    {% do adapter.drop_relation(identity_components_scratch(suffix)) %}
+    {%- endfor %}
 {%- endmacro %}

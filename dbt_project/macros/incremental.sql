@@ -122,9 +122,13 @@
     replacing run as _replaced_at) into the table <model>__replaced. For a model whose consumer
     works incrementally and must know what a run took away as well as what it added: the
     identifiers a contact's new version no longer carries (int_identifiers_extracted, read by
-    int_identifiers_screened, which deletes the log rows it has consumed). `replaced_at` is the
-    run's timestamp (identity_run_timestamp). DuckDB: in the run's transaction. Spark needs the
-    same on Delta or Iceberg tables: not tested there yet. -#}
+    int_identifiers_screened), the edges of the identity graph that are gone
+    (int_identity_edges_built, read by int_identity_components_resolved). The consumer deletes
+    the log rows it has taken in (replaced_log_prune). With config placeholder_column, a batch
+    row whose placeholder_column is NULL only deletes (and logs) the stored row of its key, as
+    in replace_keys. Stored rows with a NULL key go too: they were written before the key column
+    existed (appended by on_schema_change), when the model recomputes everything. DuckDB: in the run's transaction. Spark needs the same on Delta or Iceberg
+    tables: not tested there yet. -#}
 {% macro get_incremental_replace_logged_sql(arg_dict) -%}
     {{ return(adapter.dispatch('replace_logged_sql', 'crm360')(arg_dict)) }}
 {%- endmacro %}
@@ -134,6 +138,7 @@
     {%- set source = arg_dict['temp_relation'] -%}
     {%- set key = arg_dict['unique_key'] -%}
     {%- set logged = config.get('replaced_log_columns') -%}
+    {%- set placeholder = config.get('placeholder_column') -%}
     {%- if not key or key is not string or not logged -%}
         {{ exceptions.raise_compiler_error("replace_logged needs one unique_key column and config replaced_log_columns") }}
     {%- endif -%}
@@ -144,13 +149,18 @@
     insert into {{ log }} ({{ logged | join(', ') }}, _replaced_at)
     select {{ logged | join(', ') }}, {{ identity_run_timestamp() }}
     from {{ target }}
-    where {{ key }} in (select {{ key }} from {{ source }});
+    where {{ key }} in (select {{ key }} from {{ source }})
+        or {{ key }} is null;
 
     delete from {{ target }}
-    where {{ key }} in (select {{ key }} from {{ source }});
+    where {{ key }} in (select {{ key }} from {{ source }})
+        or {{ key }} is null;
 
     insert into {{ target }} ({{ columns }})
     select {{ columns }} from {{ source }}
+    {%- if placeholder %}
+    where {{ placeholder }} is not null
+    {%- endif %}
 {%- endmacro %}
 
 
@@ -177,8 +187,8 @@
 
 
 {#- post-hook of the model that consumes the log of strategy replace_logged: the log rows up to
-    the newest run it has taken in (its _extracted_through) are done with. -#}
-{% macro replaced_log_prune(logged_model) -%}
+    the newest run of the logged model it has taken in (its watermark column) are done with. -#}
+{% macro replaced_log_prune(logged_model, watermark_column='_extracted_through') -%}
     delete from {{ replaced_log_relation(logged_model) }}
-    where _replaced_at <= (select max(_extracted_through) from {{ this }})
+    where _replaced_at <= (select max({{ watermark_column }}) from {{ this }})
 {%- endmacro %}

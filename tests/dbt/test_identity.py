@@ -378,6 +378,14 @@ def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, tmp_path):
         from new.intermediate.int_identity_records_anchored
     """).fetchone()
     assert 0 < anchored_redone < anchored_total / 4, (anchored_redone, anchored_total)
+    # ... and the components that the day's changed edges touch.
+    components_redone, components_total = con.execute("""
+        select count(*) filter (where _edges_through > (select max(_edges_through)
+                   from old.intermediate.int_identity_components_resolved)),
+               count(*)
+        from new.intermediate.int_identity_components_resolved
+    """).fetchone()
+    assert 0 < components_redone < components_total / 4, (components_redone, components_total)
     con.close()
     # ... and each of these incremental models equals a full rebuild of it (run timestamps
     # aside: they say when a row was written)
@@ -389,6 +397,9 @@ def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, tmp_path):
         "int_identity_records_anchored": (
             "* exclude (_extracted_through, _screened_through)", "record_key"
         ),
+        "int_identity_edges_built": ("* exclude (_changed_at)", "edge_key"),
+        "int_identity_components_resolved": ("* exclude (_edges_through)", "node"),
+        "int_identity_records_resolved": ("*", "record_key"),
         "int_web_sessions_built": ("*", "session_id"),
         "int_profile_candidates_collected": ("* exclude (_built_at)", "record_key, origin"),
         "int_customer_profiles_survived": ("* exclude (candidates_built_at)", "customer_id"),

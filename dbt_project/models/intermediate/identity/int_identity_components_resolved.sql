@@ -4,12 +4,129 @@
     macros/identity_components.sql (min-label propagation with pointer jumping, looped until no
     label changes). The component id is an internal label: it changes whenever the smallest
     node of the component does; identity_map turns components into stable customer ids.
+
+    Incremental: a run recomputes only the components that changed edges touch. The changed
+    edges are those int_identity_edges_built wrote since (_changed_at after this table's
+    _edges_through) and those it replaced or deleted since (its log,
+    int_identity_edges_built__replaced). Their nodes' components (as stored here), and the nodes
+    themselves, make a subgraph that no unchanged edge leaves: an unchanged edge joins two nodes
+    of one stored component, and a changed one two changed nodes. The loop runs on that
+    subgraph's edges; its nodes' rows are replaced (replace_keys on node), and a node without
+    any edge now (an identifier no record carries) loses its row. A full rebuild gives the same
+    rows. Everything is recomputed when the edges were rebuilt whole since, or when this table
+    predates _edges_through.
 -#}
 {{
     config(
-        materialized='table',
-        post_hook="{{ identity_components_drop_scratch() }}",
+        materialized='incremental',
+        unique_key='node',
+        incremental_strategy='replace_keys',
+        placeholder_column='component',
+        on_schema_change='append_new_columns',
+        post_hook=[
+            "{{ identity_components_drop_scratch() }}",
+            "{{ replaced_log_prune(ref('int_identity_edges_built'), '_edges_through') }}",
+        ],
     )
 }}
+{%- set edges = ref('int_identity_edges_built') -%}
+{%- set mode = 'full' -%}
+{%- if is_incremental() -%}
+    {%- set mode = 'redo_all' -%}
+    {%- if execute and this_has_columns(['_edges_through']) -%}
+        {%- set state = run_query(
+            'select (select max(_edges_through) from ' ~ this ~ ') is not null'
+            ~ ' and (select min(_changed_at) from ' ~ edges ~ ')'
+            ~ ' <= (select max(_edges_through) from ' ~ this ~ ')'
+        ) -%}
+        {%- if state.columns[0].values()[0] -%}
+            {%- set mode = 'changed' -%}
+        {%- endif -%}
+    {%- endif -%}
+{%- endif -%}
 
-{{ identity_connected_components(ref('int_identity_edges_built')) }}
+{%- if mode == 'full' -%}
+
+with
+
+computed as (
+
+    {{ identity_connected_components(edges) }}
+
+)
+
+select
+    node,
+    component,
+    (select max(_changed_at) from {{ edges }}) as _edges_through
+from computed
+
+{%- else -%}
+{%- set log = replaced_log_relation(edges) -%}
+{%- set nodes_sql -%}
+    {%- if mode == 'changed' -%}
+    with
+
+    changed_nodes as (
+        select node_l as node from {{ edges }} where _changed_at > (select max(_edges_through) from {{ this }})
+        union
+        select node_r from {{ edges }} where _changed_at > (select max(_edges_through) from {{ this }})
+        union
+        select node_l from {{ log }} where _replaced_at > (select max(_edges_through) from {{ this }})
+        union
+        select node_r from {{ log }} where _replaced_at > (select max(_edges_through) from {{ this }})
+    )
+
+    select node from changed_nodes
+    union
+    select stored.node
+    from {{ this }} as stored
+    where stored.component in (
+        select touched.component
+        from {{ this }} as touched
+        inner join changed_nodes
+            on touched.node = changed_nodes.node
+    )
+    {%- else -%}
+    select node_l as node from {{ edges }}
+    union
+    select node_r from {{ edges }}
+    union
+    select node from {{ this }}
+    {%- endif -%}
+{%- endset -%}
+{%- set subgraph_nodes = identity_components_scratch('nodes') -%}
+{%- set subgraph_edges = identity_components_scratch('edges') -%}
+{%- if execute -%}
+    {% do run_query(replaced_log_create(edges, ['node_l', 'node_r'])) %}
+    {% do identity_components_create(subgraph_nodes, nodes_sql) %}
+    {% do identity_components_create(subgraph_edges,
+        'select node_l, node_r from ' ~ edges ~ ' where node_l in (select node from ' ~ subgraph_nodes ~ ')') %}
+{%- endif -%}
+
+with
+
+recomputed as (
+
+    {{ identity_connected_components(subgraph_edges) }}
+
+),
+
+final as (
+
+    select
+        subgraph_nodes.node,
+        recomputed.component
+    from {{ subgraph_nodes }} as subgraph_nodes
+    left join recomputed
+        on subgraph_nodes.node = recomputed.node
+
+)
+
+select
+    node,
+    component,
+    (select max(_changed_at) from {{ edges }}) as _edges_through
+from final
+
+{%- endif %}

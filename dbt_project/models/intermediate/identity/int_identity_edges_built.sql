@@ -8,8 +8,23 @@
       - node: a self edge for every linking identifier and identifier-less record, so that
         every node is in the graph even when nothing links it.
     node_l <= node_r; one row per edge.
+
+    Incremental as a diff: every run computes all edges, then writes only the edges that are new
+    or changed (_changed_at: the run) and deletes those that are gone, logging the replaced
+    rows in int_identity_edges_built__replaced (strategy replace_logged, placeholder node_l).
+    int_identity_components_resolved recomputes only the components those edges touch.
 -#}
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='edge_key',
+        incremental_strategy='replace_logged',
+        replaced_log_columns=['node_l', 'node_r'],
+        placeholder_column='node_l',
+        on_schema_change='append_new_columns',
+    )
+}}
+{%- set incremental = is_incremental() and this_has_columns(['edge_key', '_changed_at']) -%}
 
 {%- set match_threshold = var('identity_match_threshold', 0.9) -%}
 
@@ -90,7 +105,7 @@ all_edges as (
 
 ),
 
-final as (
+edges as (
 
     select
         least(node_a, node_b) as node_l,
@@ -98,6 +113,56 @@ final as (
         min(edge_type) as edge_type
     from all_edges
     group by least(node_a, node_b), greatest(node_a, node_b)
+
+),
+
+keyed as (
+
+    select
+        -- node_l's length first: a key decodes to one pair, whatever the node ids hold
+        {{ dbt.concat(["cast(length(node_l) as " ~ dbt.type_string() ~ ")", "':'", "node_l", "node_r"]) }} as edge_key,
+        node_l,
+        node_r,
+        edge_type
+    from edges
+
+),
+
+{% if incremental -%}
+changed as (
+
+    select keyed.edge_key, keyed.node_l, keyed.node_r, keyed.edge_type
+    from keyed
+    left join {{ this }} as stored
+        on keyed.edge_key = stored.edge_key
+    where stored.edge_key is null
+        or stored.edge_type <> keyed.edge_type
+
+    union all
+
+    -- a placeholder: the edge is gone
+    select
+        stored.edge_key,
+        cast(null as {{ dbt.type_string() }}) as node_l,
+        cast(null as {{ dbt.type_string() }}) as node_r,
+        cast(null as {{ dbt.type_string() }}) as edge_type
+    from {{ this }} as stored
+    left join keyed
+        on stored.edge_key = keyed.edge_key
+    where keyed.edge_key is null
+
+),
+
+{% endif -%}
+final as (
+
+    select
+        edge_key,
+        node_l,
+        node_r,
+        edge_type,
+        {{ identity_run_timestamp() }} as _changed_at
+    from {{ 'changed' if incremental else 'keyed' }}
 
 )
 
