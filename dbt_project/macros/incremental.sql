@@ -192,3 +192,32 @@
     delete from {{ replaced_log_relation(logged_model) }}
     where _replaced_at <= (select max({{ watermark_column }}) from {{ this }})
 {%- endmacro %}
+
+
+{#- The customers whose records moved since the newest `watermark_column` of this model's table
+    (identity_map.assigned_at: new records, merges and splits), both the customer a record
+    joined and the one it left: a union of selects of customer_id, for the changed customers
+    of the models that are incremental per customer. -#}
+{% macro customers_moved_since(identity_map, watermark_column='customer_assigned_at') -%}
+    select customer_id
+    from {{ identity_map }}
+    where assigned_at > {{ loaded_at_watermark(watermark_column) }}
+
+    union
+
+    select previous_customer_id
+    from {{ identity_map }}
+    where assigned_at > {{ loaded_at_watermark(watermark_column) }}
+        and previous_customer_id is not null
+{%- endmacro %}
+
+
+{#- Every customer, for a model per customer whose table predates its watermark columns: those
+    it holds (so that a customer gone since loses its rows) and those of identity_map. -#}
+{% macro customers_all(identity_map) -%}
+    select customer_id from {{ this }}
+
+    union
+
+    select customer_id from {{ identity_map }}
+{%- endmacro %}

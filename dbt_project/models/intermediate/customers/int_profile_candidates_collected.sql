@@ -149,24 +149,10 @@ calls as (
 ),
 
 {% if incremental %}
-{% if watermarked -%}
-moved_records as (
-
-    select customer_id, previous_customer_id
-    from {{ ref('identity_map') }}
-    where assigned_at > {{ loaded_at_watermark('customer_assigned_at') }}
-
-),
-
-{% endif -%}
 changed_customers as (
 
     {% if watermarked -%}
-    select customer_id from moved_records
-
-    union
-
-    select previous_customer_id from moved_records where previous_customer_id is not null
+    {{ customers_moved_since(ref('identity_map')) }}
     {%- for relation, candidate in relations.items() %}
 
     union
@@ -179,11 +165,7 @@ changed_customers as (
     where {{ relation }}._loaded_at > {{ loaded_at_watermark('_loaded_at') }}
     {%- endfor %}
     {%- else %}
-    select customer_id from {{ this }}
-
-    union
-
-    select customer_id from {{ ref('identity_map') }}
+    {{ customers_all(ref('identity_map')) }}
     {%- endif %}
 
 ),

@@ -10,8 +10,8 @@
         splits), both for the customer they joined and the one they left;
       - records whose current version was loaded since (int_identifiers_extracted._loaded_at: a
         contact whose new version changed its email loses the old one);
-      - customers carrying an identifier whose is_blocked_as_link changed (a landline that new
-        records showed to be shared).
+      - customers carrying an identifier whose is_blocked_as_link changed since (a landline that
+        new records showed to be shared: int_identifiers_screened._link_status_at).
     Their rows are replaced whole (incremental strategy replace_keys on customer_id: macros/
     incremental.sql): an identifier a customer no longer carries disappears, and a customer
     left with none (merged into another) keeps no rows, through a placeholder row (NULL
@@ -34,24 +34,10 @@
 with
 
 {% if incremental %}
-{% if watermarked -%}
-moved_records as (
-
-    select customer_id, previous_customer_id
-    from {{ ref('identity_map') }}
-    where assigned_at > {{ loaded_at_watermark('customer_assigned_at') }}
-
-),
-
-{% endif -%}
 changed_customers as (
 
     {% if watermarked -%}
-    select customer_id from moved_records
-
-    union
-
-    select previous_customer_id from moved_records where previous_customer_id is not null
+    {{ customers_moved_since(ref('identity_map')) }}
 
     union
 
@@ -63,18 +49,16 @@ changed_customers as (
 
     union
 
+    -- customers carrying an identifier whose is_blocked_as_link flipped since (the run of a flip
+    -- is later than any customer_assigned_at here before it)
     select current_rows.customer_id
     from {{ this }} as current_rows
-    left join {{ ref('int_identifiers_screened') }} as screened
+    inner join {{ ref('int_identifiers_screened') }} as screened
         on current_rows.identifier_type = screened.identifier_type
         and current_rows.identifier_value = screened.identifier_value
-    where coalesce(screened.is_blocked_as_link, false) <> current_rows.is_blocked_as_link
+    where screened._link_status_at > {{ loaded_at_watermark('customer_assigned_at') }}
     {%- else %}
-    select customer_id from {{ this }}
-
-    union
-
-    select customer_id from {{ ref('identity_map') }}
+    {{ customers_all(ref('identity_map')) }}
     {%- endif %}
 
 ),
