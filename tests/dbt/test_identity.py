@@ -399,7 +399,7 @@ def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, tmp_path):
         ),
         "int_identity_edges_built": ("* exclude (_changed_at)", "edge_key"),
         "int_identity_components_resolved": ("* exclude (_edges_through)", "node"),
-        "int_identity_records_resolved": ("*", "record_key"),
+        "int_identity_records_resolved": ("* exclude (_resolved_at)", "record_key"),
         "int_web_sessions_built": ("*", "session_id"),
         "int_profile_candidates_collected": ("* exclude (_built_at)", "record_key, origin"),
         "int_customer_profiles_survived": ("* exclude (candidates_built_at)", "customer_id"),

@@ -7,22 +7,30 @@
     and do link all lie in one component, so that a blocked identifier never joins two
     components but still brings its own events home when there is only one home; otherwise it
     stays a component of its own.
+
+    Incremental per record (delete+insert on record_key; no record disappears). A run redoes:
+      - the records whose anchor row was rewritten since this table's last run (its
+        _extracted_through or _screened_through is later: a new or re-extracted record, or an
+        identifier of it flipped) and those whose anchor's component row was (components'
+        _edges_through);
+      - the records carrying a blocked identifier whose result differs from the stored one:
+        where such a record belongs depends on the components of every record that carries
+        the identifier, so that part is computed for all of them each run. Blocked identifiers
+        are few, and their records a small share.
+    A full rebuild gives the same rows.
 -#}
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='record_key',
+        incremental_strategy=event_incremental_strategy(),
+        on_schema_change='append_new_columns',
+    )
+}}
+{#- a table built before _resolved_at existed: every record is redone, once -#}
+{%- set incremental = is_incremental() and this_has_columns(['_resolved_at']) -%}
 
 with
-
-anchored as (
-
-    select * from {{ ref('int_identity_records_anchored') }}
-
-),
-
-components as (
-
-    select node, component from {{ ref('int_identity_components_resolved') }}
-
-),
 
 blocked as (
 
@@ -31,6 +39,48 @@ blocked as (
     inner join {{ ref('int_identifiers_screened') }} as screened
         on extracted.identifier_key = screened.identifier_key
     where screened.is_blocked_as_link
+
+),
+
+{% if incremental -%}
+changed_records as (
+
+    select record_key
+    from {{ ref('int_identity_records_anchored') }}
+    where _extracted_through > {{ loaded_at_watermark('_resolved_at') }}
+        or _screened_through > {{ loaded_at_watermark('_resolved_at') }}
+
+    union
+
+    select anchored.record_key
+    from {{ ref('int_identity_records_anchored') }} as anchored
+    inner join {{ ref('int_identity_components_resolved') }} as components
+        on anchored.anchor_node = components.node
+    where components._edges_through > {{ loaded_at_watermark('_resolved_at') }}
+
+),
+
+{% endif -%}
+anchored as (
+
+    select
+        record_key,
+        source,
+        source_record_id,
+        anchor_node,
+        linking_identifier_count,
+        blocked_identifier_count
+    from {{ ref('int_identity_records_anchored') }}
+    {%- if incremental %}
+    where record_key in (select record_key from changed_records)
+        or record_key in (select record_key from blocked)
+    {%- endif %}
+
+),
+
+components as (
+
+    select node, component from {{ ref('int_identity_components_resolved') }}
 
 ),
 
@@ -85,7 +135,7 @@ unlinked_homes as (
 
 ),
 
-final as (
+resolved as (
 
     select
         anchored_components.record_key,
@@ -97,6 +147,29 @@ final as (
     from anchored_components
     left join unlinked_homes
         on anchored_components.record_key = unlinked_homes.record_key
+
+),
+
+final as (
+
+    select
+        resolved.record_key,
+        resolved.source,
+        resolved.source_record_id,
+        resolved.anchor_node,
+        resolved.component,
+        resolved.is_attached_through_blocked,
+        {{ identity_run_timestamp() }} as _resolved_at
+    from resolved
+    {%- if incremental %}
+    left join {{ this }} as stored
+        on resolved.record_key = stored.record_key
+    where resolved.record_key in (select record_key from changed_records)
+        or stored.record_key is null
+        or stored.anchor_node <> resolved.anchor_node
+        or stored.component <> resolved.component
+        or stored.is_attached_through_blocked <> resolved.is_attached_through_blocked
+    {%- endif %}
 
 )
 
