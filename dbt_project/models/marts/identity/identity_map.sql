@@ -11,7 +11,9 @@
         of its smallest record key, plus, when its records had an id before (a split-off), '|'
         and that id (the one most of them had; tie: the smallest).
     So the same data gives the same ids, also after a --full-refresh, and new data changes no
-    id unless records really merge or split. Only new records and records whose customer_id
+    id unless records really merge or split. An incremental run weighs only the components that
+    hold a record whose component changed (or a new record), and those holding the other
+    records of the ids such records carried: no other component's id can change. Only new records and records whose customer_id
     changed are written (unique_key record_key: delete+insert on DuckDB, merge on Spark);
     assigned_at is the run at which the record got its current customer_id and
     previous_customer_id the one it had before, from which customer_id_history is derived.
@@ -25,8 +27,45 @@
     )
 }}
 
+{%- set narrowed = is_incremental() -%}
+
 with
 
+{% if narrowed -%}
+-- records whose component changed, or that are new, since the newest assignment here (a run
+-- that assigned nothing leaves them to be looked at again: harmless)
+changed_records as (
+
+    select record_key, component
+    from {{ ref('int_identity_records_resolved') }}
+    where _resolved_at > {{ loaded_at_watermark('assigned_at') }}
+
+),
+
+-- the components those records are in now, and where the records of the ids they carried
+-- are: every id and component the assignment below weighs for them. An id whose records did
+-- not move lies whole in one component, so these components hold every record of every id
+-- they hold.
+affected_components as (
+
+    select component from changed_records
+
+    union
+
+    select resolved.component
+    from {{ ref('int_identity_records_resolved') }} as resolved
+    inner join {{ this }} as previous
+        on resolved.record_key = previous.record_key
+    where previous.customer_id in (
+        select carried.customer_id
+        from {{ this }} as carried
+        inner join changed_records
+            on carried.record_key = changed_records.record_key
+    )
+
+),
+
+{% endif -%}
 current_records as (
 
     select
@@ -35,6 +74,9 @@ current_records as (
         source_record_id,
         component
     from {{ ref('int_identity_records_resolved') }}
+    {%- if narrowed %}
+    where component in (select component from affected_components)
+    {%- endif %}
 
 ),
 
