@@ -23,6 +23,7 @@
         incremental_strategy='replace_keys',
         placeholder_column='component',
         on_schema_change='append_new_columns',
+        pre_hook="{{ replaced_log_create(ref('int_identity_edges_built'), ['node_l', 'node_r']) }}",
         post_hook=[
             "{{ identity_components_drop_scratch() }}",
             "{{ replaced_log_prune(ref('int_identity_edges_built'), '_edges_through') }}",
@@ -98,6 +99,7 @@ from computed
 {%- set subgraph_nodes = identity_components_scratch('nodes') -%}
 {%- set subgraph_edges = identity_components_scratch('edges') -%}
 {%- if execute -%}
+    {#- the log is read now, before the pre-hook runs: it may not exist yet -#}
     {% do run_query(replaced_log_create(edges, ['node_l', 'node_r'])) %}
     {% do identity_components_create(subgraph_nodes, nodes_sql) %}
     {% do identity_components_create(subgraph_edges,
