@@ -188,9 +188,19 @@
 
 {#- post-hook of the model that consumes the log of strategy replace_logged: the log rows up to
     the newest run of the logged model it has taken in (its watermark column) are done with. -#}
-{% macro replaced_log_prune(logged_model, watermark_column='_extracted_through') -%}
+{% macro replaced_log_prune(logged_model, watermark_column) -%}
     delete from {{ replaced_log_relation(logged_model) }}
     where _replaced_at <= (select max({{ watermark_column }}) from {{ this }})
+{%- endmacro %}
+
+
+{#- post-hook of int_identity_edges_built: the log of int_identifiers_extracted has two readers,
+    int_identifiers_screened (watermark _extracted_through) and this model (its last run,
+    _changed_at); a row both have taken in is done with. -#}
+{% macro identity_extracted_log_prune() -%}
+    delete from {{ replaced_log_relation(ref('int_identifiers_extracted')) }}
+    where _replaced_at <= (select max(_changed_at) from {{ this }})
+        and _replaced_at <= (select max(_extracted_through) from {{ ref('int_identifiers_screened') }})
 {%- endmacro %}
 
 

@@ -29,7 +29,8 @@
     record carries any more loses its row (strategy replace_keys, placeholder identifier_type).
     Everything is redone when the vars or this model's code changed (_settings_hash), when
     int_identifiers_extracted was rebuilt whole, or when this table predates these columns.
-    A full rebuild gives the same rows. The post-hook deletes the consumed log rows.
+    A full rebuild gives the same rows. int_identity_edges_built, which reads the log too,
+    deletes the log rows both have taken in.
     _link_status_at is the run at which is_blocked_as_link took its current value (the
     identifier's first run, or the run it flipped): int_identity_records_anchored redoes the
     records of the identifiers it names.
@@ -42,7 +43,6 @@
         placeholder_column='identifier_type',
         on_schema_change='append_new_columns',
         pre_hook="{{ replaced_log_create(ref('int_identifiers_extracted'), ['record_key', 'identifier_key']) }}",
-        post_hook="{{ replaced_log_prune(ref('int_identifiers_extracted')) }}",
     )
 }}
 

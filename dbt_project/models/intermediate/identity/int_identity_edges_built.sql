@@ -9,10 +9,20 @@
         every node is in the graph even when nothing links it.
     node_l <= node_r; one row per edge.
 
-    Incremental as a diff: every run computes all edges, then writes only the edges that are new
-    or changed (_changed_at: the run) and deletes those that are gone, logging the replaced
-    rows in int_identity_edges_built__replaced (strategy replace_logged, placeholder node_l).
-    int_identity_components_resolved recomputes only the components those edges touch.
+    Incremental: a run recomputes the edges that touch a changed node, and writes only those
+    that are new or changed (_changed_at: the run), deleting the ones that are gone (strategy
+    replace_logged, placeholder node_l: the replaced rows go to int_identity_edges_built__replaced
+    for int_identity_components_resolved). Changed nodes, since this table's last run:
+      - every identifier of the records whose anchor row was rewritten (a new or re-extracted
+        record, or one whose identifier flipped), now and before (the pairs
+        int_identifiers_extracted replaced, from its log), and their record nodes;
+      - identifiers whose is_blocked_as_link flipped;
+      - the anchors of match edges that appeared or disappeared (matches are scored anew each
+        run).
+    An edge touching a changed node is carried by a record that carries that node, so the star
+    edges of every record carrying a changed node (or anchored on one) hold every such edge. A
+    full rebuild gives the same rows. The post-hook deletes the extracted log rows that this
+    model and int_identifiers_screened have both taken in.
 -#}
 {{
     config(
@@ -22,21 +32,16 @@
         replaced_log_columns=['node_l', 'node_r'],
         placeholder_column='node_l',
         on_schema_change='append_new_columns',
+        pre_hook="{{ replaced_log_create(ref('int_identifiers_extracted'), ['record_key', 'identifier_key']) }}",
+        post_hook="{{ identity_extracted_log_prune() }}",
     )
 }}
 {%- set incremental = is_incremental() and this_has_columns(['edge_key', '_changed_at']) -%}
-
 {%- set match_threshold = var('identity_match_threshold', 0.9) -%}
+{%- set watermark = loaded_at_watermark('_changed_at') -%}
+{%- set text = dbt.type_string() -%}
 
 with
-
-extracted as (
-
-    select record_key, identifier_key
-    from {{ ref('int_identifiers_extracted') }}
-    where identifier_key is not null
-
-),
 
 screened as (
 
@@ -46,39 +51,130 @@ screened as (
 
 ),
 
-anchored as (
+-- every match edge: few (CRM contacts and orders at or above the threshold)
+match_edges as (
 
-    select * from {{ ref('int_identity_records_anchored') }}
+    select distinct
+        least(anchored_l.anchor_node, anchored_r.anchor_node) as node_l,
+        greatest(anchored_l.anchor_node, anchored_r.anchor_node) as node_r
+    from {{ ref('int_record_matches_scored') }} as matches
+    inner join {{ ref('int_identity_records_anchored') }} as anchored_l
+        on matches.record_key_l = anchored_l.record_key
+    inner join {{ ref('int_identity_records_anchored') }} as anchored_r
+        on matches.record_key_r = anchored_r.record_key
+    where matches.match_probability >= {{ match_threshold }}
+        and anchored_l.anchor_node <> anchored_r.anchor_node
+
+),
+
+{% if incremental -%}
+-- match edges that appeared (not stored at all) or disappeared (stored as match, gone)
+changed_matches as (
+
+    select match_edges.node_l, match_edges.node_r
+    from match_edges
+    left join {{ this }} as stored
+        on match_edges.node_l = stored.node_l
+        and match_edges.node_r = stored.node_r
+    where stored.node_l is null
+
+    union all
+
+    select stored.node_l, stored.node_r
+    from {{ this }} as stored
+    left join match_edges
+        on stored.node_l = match_edges.node_l
+        and stored.node_r = match_edges.node_r
+    where stored.edge_type = 'match'
+        and match_edges.node_l is null
+
+),
+
+changed_records as (
+
+    select record_key
+    from {{ ref('int_identity_records_anchored') }}
+    where _extracted_through > {{ watermark }}
+        or _screened_through > {{ watermark }}
+
+),
+
+changed_nodes as (
+
+    select extracted.identifier_key as node
+    from {{ ref('int_identifiers_extracted') }} as extracted
+    where extracted.record_key in (select record_key from changed_records)
+        and extracted.identifier_key is not null
+
+    union
+
+    select identifier_key
+    from {{ replaced_log_relation(ref('int_identifiers_extracted')) }}
+    where _replaced_at > {{ watermark }}
+        and identifier_key is not null
+
+    union
+
+    select {{ dbt.concat(["'record:'", "record_key"]) }}
+    from changed_records
+
+    union
+
+    select identifier_key
+    from {{ ref('int_identifiers_screened') }}
+    where _link_status_at > {{ watermark }}
+
+    union
+
+    select node_l from changed_matches
+
+    union
+
+    select node_r from changed_matches
+
+),
+
+{% endif -%}
+-- the records whose star edges are recomputed: all of them, or those touching a changed node
+records as (
+
+    select record_key, anchor_node, linking_identifier_count
+    from {{ ref('int_identity_records_anchored') }}
+    {%- if incremental %}
+    where record_key in (select record_key from changed_records)
+        or anchor_node in (select node from changed_nodes)
+        or record_key in (
+            select record_key
+            from {{ ref('int_identifiers_extracted') }}
+            where identifier_key in (select node from changed_nodes)
+        )
+    {%- endif %}
+
+),
+
+extracted as (
+
+    select record_key, identifier_key
+    from {{ ref('int_identifiers_extracted') }}
+    where identifier_key is not null
+    {%- if incremental %}
+        and record_key in (select record_key from records where linking_identifier_count >= 2)
+    {%- endif %}
 
 ),
 
 identifier_edges as (
 
     select distinct
-        anchored.anchor_node as node_a,
+        records.anchor_node as node_a,
         extracted.identifier_key as node_b
-    from anchored
+    from records
     inner join extracted
-        on anchored.record_key = extracted.record_key
+        on records.record_key = extracted.record_key
     inner join screened
         on extracted.identifier_key = screened.identifier_key
-    where anchored.linking_identifier_count >= 2
-        and extracted.identifier_key <> anchored.anchor_node
-
-),
-
-match_edges as (
-
-    select distinct
-        anchored_l.anchor_node as node_a,
-        anchored_r.anchor_node as node_b
-    from {{ ref('int_record_matches_scored') }} as matches
-    inner join anchored as anchored_l
-        on matches.record_key_l = anchored_l.record_key
-    inner join anchored as anchored_r
-        on matches.record_key_r = anchored_r.record_key
-    where matches.match_probability >= {{ match_threshold }}
-        and anchored_l.anchor_node <> anchored_r.anchor_node
+    where records.linking_identifier_count >= 2
+        and extracted.identifier_key <> records.anchor_node
 
 ),
 
@@ -86,11 +182,14 @@ node_edges as (
 
     select identifier_key as node_a, identifier_key as node_b
     from screened
+    {%- if incremental %}
+    where identifier_key in (select node from changed_nodes)
+    {%- endif %}
 
     union all
 
     select anchor_node as node_a, anchor_node as node_b
-    from anchored
+    from records
     where linking_identifier_count = 0
 
 ),
@@ -99,7 +198,11 @@ all_edges as (
 
     select node_a, node_b, 'identifier' as edge_type from identifier_edges
     union all
-    select node_a, node_b, 'match' as edge_type from match_edges
+    select node_l, node_r, 'match' as edge_type from match_edges
+    {%- if incremental %}
+    where node_l in (select node from changed_nodes)
+        or node_r in (select node from changed_nodes)
+    {%- endif %}
     union all
     select node_a, node_b, 'node' as edge_type from node_edges
 
@@ -120,7 +223,7 @@ keyed as (
 
     select
         -- node_l's length first: a key decodes to one pair, whatever the node ids hold
-        {{ dbt.concat(["cast(length(node_l) as " ~ dbt.type_string() ~ ")", "':'", "node_l", "node_r"]) }} as edge_key,
+        {{ dbt.concat(["cast(length(node_l) as " ~ text ~ ")", "':'", "node_l", "node_r"]) }} as edge_key,
         node_l,
         node_r,
         edge_type
@@ -129,6 +232,16 @@ keyed as (
 ),
 
 {% if incremental -%}
+-- the stored edges that touch a changed node: each is recomputed above, or gone
+stored_touched as (
+
+    select edge_key
+    from {{ this }}
+    where node_l in (select node from changed_nodes)
+        or node_r in (select node from changed_nodes)
+
+),
+
 changed as (
 
     select keyed.edge_key, keyed.node_l, keyed.node_r, keyed.edge_type
@@ -142,13 +255,13 @@ changed as (
 
     -- a placeholder: the edge is gone
     select
-        stored.edge_key,
-        cast(null as {{ dbt.type_string() }}) as node_l,
-        cast(null as {{ dbt.type_string() }}) as node_r,
-        cast(null as {{ dbt.type_string() }}) as edge_type
-    from {{ this }} as stored
+        stored_touched.edge_key,
+        cast(null as {{ text }}) as node_l,
+        cast(null as {{ text }}) as node_r,
+        cast(null as {{ text }}) as edge_type
+    from stored_touched
     left join keyed
-        on stored.edge_key = keyed.edge_key
+        on stored_touched.edge_key = keyed.edge_key
     where keyed.edge_key is null
 
 ),
