@@ -55,8 +55,11 @@
 {#- full: a first build or --full-refresh; redo_all: everything, replacing the stored rows;
     changed: the identifiers that changed (see above) -#}
 {%- set mode = 'full' -%}
+{#- whether the stored rows say when each identifier's link status last changed -#}
+{%- set has_status = false -%}
 {%- if is_incremental() -%}
     {%- set mode = 'redo_all' -%}
+    {%- set has_status = this_has_columns(['_link_status_at']) -%}
     {%- if execute and this_has_columns(['_extracted_through', '_settings_hash', '_link_status_at']) -%}
         {%- set state = run_query(
             'select (select max(_extracted_through) from ' ~ this ~ ') is not null'
@@ -412,7 +415,9 @@ select
     {%- for column in columns %}
     final.{{ column }},
     {%- endfor %}
-    {%- if mode == 'changed' %}
+    {%- if has_status %}
+    -- a status that did not change keeps its time (also when everything is redone: the
+    -- records downstream need no new look)
     case
         when final.is_blocked_as_link = stored.is_blocked_as_link then stored._link_status_at
         else {{ identity_run_timestamp() }}
@@ -423,7 +428,7 @@ select
 from replaced
 left join final
     on replaced.identifier_key = final.identifier_key
-{%- if mode == 'changed' %}
+{%- if has_status %}
 left join {{ this }} as stored
     on replaced.identifier_key = stored.identifier_key
 {%- endif %}

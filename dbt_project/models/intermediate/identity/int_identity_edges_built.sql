@@ -36,9 +36,31 @@
         post_hook="{{ identity_extracted_log_prune() }}",
     )
 }}
-{%- set incremental = is_incremental() and this_has_columns(['edge_key', '_changed_at']) -%}
 {%- set match_threshold = var('identity_match_threshold', 0.9) -%}
 {%- set watermark = loaded_at_watermark('_changed_at') -%}
+{#- full: a first build or --full-refresh; rewrite: see below; diff_all: every edge recomputed
+    and compared with the stored ones, when more than var identity_edges_diff_all_share of the
+    records changed since (a new rule of merge protection that flips many identifiers: one pass
+    over everything is cheaper than following them); changed: the edges that touch a changed
+    node -#}
+{%- set mode = 'full' -%}
+{%- if is_incremental() -%}
+    {#- rewrite: a table that predates these columns is written anew (the strategy deletes its
+        rows, which have no edge_key) -#}
+    {%- set mode = 'rewrite' -%}
+    {%- if execute and this_has_columns(['edge_key', '_changed_at']) -%}
+        {%- set mode = 'diff_all' -%}
+        {%- set share = run_query(
+            'select cast(count(case when _extracted_through > ' ~ watermark
+            ~ ' or _screened_through > ' ~ watermark ~ ' then 1 end) as double)'
+            ~ ' / greatest(count(*), 1) from ' ~ ref('int_identity_records_anchored')
+        ).columns[0].values()[0] -%}
+        {%- if share <= var('identity_edges_diff_all_share', 0.05) | float -%}
+            {%- set mode = 'changed' -%}
+        {%- endif -%}
+    {%- endif -%}
+{%- endif -%}
+{%- set incremental = mode == 'changed' -%}
 {%- set text = dbt.type_string() -%}
 
 with
@@ -231,14 +253,17 @@ keyed as (
 
 ),
 
-{% if incremental -%}
--- the stored edges that touch a changed node: each is recomputed above, or gone
+{% if mode in ('diff_all', 'changed') -%}
+-- the stored edges that touch a changed node (all of them in diff_all): each is recomputed
+-- above, or gone
 stored_touched as (
 
     select edge_key
     from {{ this }}
+    {%- if incremental %}
     where node_l in (select node from changed_nodes)
         or node_r in (select node from changed_nodes)
+    {%- endif %}
 
 ),
 
@@ -275,7 +300,7 @@ final as (
         node_r,
         edge_type,
         {{ identity_run_timestamp() }} as _changed_at
-    from {{ 'changed' if incremental else 'keyed' }}
+    from {{ 'changed' if mode in ('diff_all', 'changed') else 'keyed' }}
 
 )
 
