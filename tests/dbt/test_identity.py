@@ -384,10 +384,12 @@ def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, tmp_path):
     compared = {
         "int_identifiers_extracted": ("* exclude (_extracted_at)", "record_identifier_key"),
         "int_identifiers_screened": (
-            "* exclude (_extracted_through, _settings_hash, _link_status_at)", "identifier_key"
+            "* exclude (_extracted_through, _settings_hash, _link_status_at)",
+            "identifier_key",
         ),
         "int_identity_records_anchored": (
-            "* exclude (_extracted_through, _screened_through)", "record_key"
+            "* exclude (_extracted_through, _screened_through)",
+            "record_key",
         ),
         "int_identity_edges_built": ("* exclude (_changed_at)", "edge_key"),
         "int_identity_components_resolved": ("* exclude (_edges_through)", "node"),
