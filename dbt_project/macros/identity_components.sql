@@ -158,3 +158,11 @@
     {% do adapter.drop_relation(identity_components_scratch(suffix)) %}
     {%- endfor %}
 {%- endmacro %}
+
+
+{#- Whether a row of int_identity_records_anchored was rewritten after `watermark` (a timestamp
+    expression): its record was (re)extracted, or one of its identifiers flipped, since. The
+    records that the graph's incremental models downstream look at again. -#}
+{% macro identity_reanchored_since(watermark) -%}
+    (_extracted_through > {{ watermark }} or _screened_through > {{ watermark }})
+{%- endmacro %}

@@ -51,8 +51,8 @@
     {%- if execute and this_has_columns(['edge_key', '_changed_at']) -%}
         {%- set mode = 'diff_all' -%}
         {%- set share = run_query(
-            'select cast(count(case when _extracted_through > ' ~ watermark
-            ~ ' or _screened_through > ' ~ watermark ~ ' then 1 end) as double)'
+            'select cast(count(case when ' ~ identity_reanchored_since(watermark)
+            ~ ' then 1 end) as double)'
             ~ ' / greatest(count(*), 1) from ' ~ ref('int_identity_records_anchored')
         ).columns[0].values()[0] -%}
         {%- if share <= var('identity_edges_diff_all_share', 0.05) | float -%}
@@ -116,8 +116,7 @@ changed_records as (
 
     select record_key
     from {{ ref('int_identity_records_anchored') }}
-    where _extracted_through > {{ watermark }}
-        or _screened_through > {{ watermark }}
+    where {{ identity_reanchored_since(watermark) }}
 
 ),
 

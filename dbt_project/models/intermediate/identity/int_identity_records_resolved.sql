@@ -47,8 +47,7 @@ changed_records as (
 
     select record_key
     from {{ ref('int_identity_records_anchored') }}
-    where _extracted_through > {{ loaded_at_watermark('_resolved_at') }}
-        or _screened_through > {{ loaded_at_watermark('_resolved_at') }}
+    where {{ identity_reanchored_since(loaded_at_watermark('_resolved_at')) }}
 
     union
 
