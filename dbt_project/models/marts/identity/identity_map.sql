@@ -42,26 +42,36 @@ changed_records as (
 
 ),
 
--- the components those records are in now, and where the records of the ids they carried
--- are: every id and component the assignment below weighs for them. An id whose records did
--- not move lies whole in one component, so these components hold every record of every id
--- they hold.
+-- the ids those records carried, and every record of those ids (each step a semi join with a
+-- small build side: a join of the two 14-million-row tables took a minute at 1M people)
+carried_ids as (
+
+    select customer_id
+    from {{ this }}
+    where record_key in (select record_key from changed_records)
+
+),
+
+carried_records as (
+
+    select record_key
+    from {{ this }}
+    where customer_id in (select customer_id from carried_ids)
+
+),
+
+-- the components those records are in now: every id and component the assignment below
+-- weighs for them. An id whose records did not move lies whole in one component, so these
+-- components hold every record of every id they hold.
 affected_components as (
 
     select component from changed_records
 
     union
 
-    select resolved.component
-    from {{ ref('int_identity_records_resolved') }} as resolved
-    inner join {{ this }} as previous
-        on resolved.record_key = previous.record_key
-    where previous.customer_id in (
-        select carried.customer_id
-        from {{ this }} as carried
-        inner join changed_records
-            on carried.record_key = changed_records.record_key
-    )
+    select component
+    from {{ ref('int_identity_records_resolved') }}
+    where record_key in (select record_key from carried_records)
 
 ),
 
