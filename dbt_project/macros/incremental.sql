@@ -122,13 +122,14 @@
     replacing run as _replaced_at) into the table <model>__replaced. For a model whose consumer
     works incrementally and must know what a run took away as well as what it added: the
     identifiers a contact's new version no longer carries (int_identifiers_extracted, read by
-    int_identifiers_screened), the edges of the identity graph that are gone
-    (int_identity_edges_built, read by int_identity_components_resolved). The consumer deletes
-    the log rows it has taken in (replaced_log_prune). With config placeholder_column, a batch
-    row whose placeholder_column is NULL only deletes (and logs) the stored row of its key, as
-    in replace_keys. Stored rows with a NULL key go too: they were written before the key column
-    existed (appended by on_schema_change), when the model recomputes everything. DuckDB: in the run's transaction. Spark needs the same on Delta or Iceberg
-    tables: not tested there yet. -#}
+    int_identifiers_screened and int_identity_edges_built), the edges of the identity graph that
+    are gone (int_identity_edges_built, read by int_identity_components_resolved). The readers
+    delete the log rows they have all taken in (replaced_log_prune,
+    identity_extracted_log_prune). With config placeholder_column, a batch row whose
+    placeholder_column is NULL only deletes (and logs) the stored row of its key, as in
+    replace_keys. Stored rows with a NULL key go too: they were written before the key column
+    existed (appended by on_schema_change), when the model recomputes everything. DuckDB: in the
+    run's transaction. Spark needs the same on Delta or Iceberg tables: not tested there yet. -#}
 {% macro get_incremental_replace_logged_sql(arg_dict) -%}
     {{ return(adapter.dispatch('replace_logged_sql', 'crm360')(arg_dict)) }}
 {%- endmacro %}
