@@ -232,3 +232,13 @@
 
     select customer_id from {{ identity_map }}
 {%- endmacro %}
+
+
+{#- SQL, true when an incremental model may go on from its table: it holds a watermark
+    (`watermark_column`, the newest `upstream_column` of `upstream` it has taken in), and
+    `upstream` was not rebuilt whole since (its oldest row is not newer than that watermark). -#}
+{% macro upstream_followed_since(upstream, upstream_column, watermark_column) -%}
+    (select max({{ watermark_column }}) from {{ this }}) is not null
+    and (select min({{ upstream_column }}) from {{ upstream }})
+        <= (select max({{ watermark_column }}) from {{ this }})
+{%- endmacro %}

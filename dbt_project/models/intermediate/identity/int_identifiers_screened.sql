@@ -62,9 +62,7 @@
     {%- set has_status = this_has_columns(['_link_status_at']) -%}
     {%- if execute and this_has_columns(['_extracted_through', '_settings_hash', '_link_status_at']) -%}
         {%- set state = run_query(
-            'select (select max(_extracted_through) from ' ~ this ~ ') is not null'
-            ~ ' and (select min(_extracted_at) from ' ~ extracted_relation ~ ')'
-            ~ ' <= (select max(_extracted_through) from ' ~ this ~ ')'
+            'select ' ~ upstream_followed_since(extracted_relation, '_extracted_at', '_extracted_through')
             ~ ' and (select max(_settings_hash) from ' ~ this ~ ") = '" ~ settings_hash ~ "'"
         ) -%}
         {%- if state.columns[0].values()[0] -%}

@@ -36,9 +36,7 @@
     {%- set mode = 'redo_all' -%}
     {%- if execute and this_has_columns(['_edges_through']) -%}
         {%- set state = run_query(
-            'select (select max(_edges_through) from ' ~ this ~ ') is not null'
-            ~ ' and (select min(_changed_at) from ' ~ edges ~ ')'
-            ~ ' <= (select max(_edges_through) from ' ~ this ~ ')'
+            'select ' ~ upstream_followed_since(edges, '_changed_at', '_edges_through')
         ) -%}
         {%- if state.columns[0].values()[0] -%}
             {%- set mode = 'changed' -%}
