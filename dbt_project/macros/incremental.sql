@@ -242,3 +242,31 @@
     and (select min({{ upstream_column }}) from {{ upstream }})
         <= (select max({{ watermark_column }}) from {{ this }})
 {%- endmacro %}
+
+
+{#- post-hook of customer_360: the as-of date is the same for every customer (var
+    customer_360_as_of_date, else the date of the newest touchpoint), so when it moves, the
+    rows an incremental run did not recompute get it and their days_since_last_touch again. The
+    date is read before the statement is written: a literal, no subquery in the UPDATE (Delta
+    on Spark takes none there). Rows already on it are left alone. -#}
+{% macro customer_360_as_of_refresh() -%}
+    {%- set as_of_var = var('customer_360_as_of_date', none) -%}
+    {%- set as_of = 'cast(null as date)' -%}
+    {%- if as_of_var -%}
+        {%- set as_of = "cast('" ~ as_of_var ~ "' as date)" -%}
+    {%- elif execute -%}
+        {%- set newest = run_query(
+            'select cast(cast(max(touchpoint_at) as date) as ' ~ dbt.type_string() ~ ') from '
+            ~ ref('customer_touchpoints')
+        ).columns[0].values()[0] -%}
+        {%- if newest -%}
+            {%- set as_of = "cast('" ~ newest ~ "' as date)" -%}
+        {%- endif -%}
+    {%- endif -%}
+    update {{ this }}
+    set as_of_date = {{ as_of }},
+        days_since_last_touch = cast(
+            {{ dbt.datediff('cast(last_seen_at as date)', as_of, 'day') }} as integer
+        )
+    where as_of_date is distinct from {{ as_of }}
+{%- endmacro %}

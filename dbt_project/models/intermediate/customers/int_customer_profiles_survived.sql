@@ -200,7 +200,8 @@ final as (
         {%- endfor %},
         cast(blocked_fingerprints.blocked_identifiers as {{ dbt.type_string() }})
             as blocked_identifiers,
-        cast(customers.candidates_built_at as timestamp) as candidates_built_at
+        cast(customers.candidates_built_at as timestamp) as candidates_built_at,
+        {{ identity_run_timestamp() }} as _survived_at
     from customers
     {%- for field in fields %}
     left join {{ field }}_winners
@@ -223,7 +224,8 @@ final as (
         cast(null as {{ dbt.type_string() }}) as {{ field }}_origin
         {%- endfor %},
         cast(null as {{ dbt.type_string() }}) as blocked_identifiers,
-        cast(null as timestamp) as candidates_built_at
+        cast(null as timestamp) as candidates_built_at,
+        cast(null as timestamp) as _survived_at
     from changed_customers
     where changed_customers.customer_id not in (select customer_id from customers)
     {% endif %}

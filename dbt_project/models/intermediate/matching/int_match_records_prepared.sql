@@ -8,7 +8,23 @@
     addresses and postcodes (spelling of the gaps differs more than the text). Scripts without
     case (Hangul, Han, Hebrew, Kana) pass through unchanged: they are compared as written. -#}
 
-{{ config(materialized='table') }}
+{#- Incremental, per record: a run prepares again the contacts and orders whose current version
+    was loaded since the newest _loaded_at here, and replaces their rows (strategy replace_keys
+    on record_key; a record whose new version has no name any more leaves a placeholder, NULL
+    source, that only deletes its row). name_place_shared looks across records, so the records
+    sharing a full name and street address with one of those, before or after the change, are
+    written again with the flag counted anew. Everything is redone when this model's code or
+    seeds/nicknames.csv changed (_settings_hash), or the table predates these columns. A full
+    rebuild gives the same rows. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='record_key',
+        incremental_strategy='replace_keys',
+        placeholder_column='source',
+        on_schema_change='append_new_columns',
+    )
+}}
 
 {%- set fold_from = 'àáâãäåāăąçćčĉċďđèéêëēĕėęěĝğġģĥħìíîïĩīĭįıĵķĺļľŀłñńņňòóôõöøōŏőŕŗřśŝşšţťŧùúûüũūŭůűųŵýÿŷźżž' -%}
 {%- set fold_to = 'aaaaaaaaacccccddeeeeeeeeegggghhiiiiiiiiijklllllnnnnooooooooorrrsssstttuuuuuuuuuuwyyyzzz' -%}
@@ -19,17 +35,52 @@
 {%- set name_norm = "nullif(translate(" ~ folded ~ ", ' .,''’-_', ''), '')" -%}
 {%- set compact_norm = "nullif(translate(" ~ folded ~ ", ' .,''’-_#/()', ''), '')" -%}
 
+{#- full: a first build or --full-refresh; redo_all: every record, replacing the stored rows;
+    changed: the records loaded since, and their name-and-address neighbours -#}
+{%- set mode = 'full' -%}
+{#- what the rows depend on besides the data: this model's code and the nickname seed -#}
+{%- set nicknames_text = '(select ' ~ dbt.listagg(dbt.concat(['nickname', "'='", 'first_name']), "','",
+    'order by nickname, first_name') ~ ' from ' ~ ref('nicknames') ~ ')' -%}
+{%- set settings_hash = 'md5(' ~ dbt.concat(["'" ~ local_md5(model.raw_code) ~ "'",
+    'coalesce(' ~ nicknames_text ~ ", '')"]) ~ ')' -%}
+{%- if is_incremental() -%}
+    {%- set mode = 'redo_all' -%}
+    {%- if this is string -%}
+        {#- a unit test: `this` is its fixture -#}
+        {%- set mode = 'changed' -%}
+    {%- elif execute and this_has_columns(['_loaded_at', '_settings_hash']) -%}
+        {%- set state = run_query(
+            'select (select max(_settings_hash) from ' ~ this ~ ') = ' ~ settings_hash
+        ) -%}
+        {%- if state.columns[0].values()[0] -%}
+            {%- set mode = 'changed' -%}
+        {%- endif -%}
+    {%- endif -%}
+{%- endif -%}
+{%- set columns = [
+    'record_key', 'source', 'source_record_id', 'first_name_norm', 'last_name_norm',
+    'first_name_canonical', 'full_name_key', 'first_name_is_cased', 'last_name_is_cased',
+    'address_norm', 'city_norm', 'postcode_norm', 'postcode_key', 'address_key', 'country',
+    'date_of_birth', 'email_normalized', '_loaded_at',
+] -%}
+
 with
 
 contacts as (
 
     select * from {{ ref('stg_contacts__contacts') }}
+    {%- if mode == 'changed' %}
+    where _loaded_at > {{ loaded_at_watermark('_loaded_at') }}
+    {%- endif %}
 
 ),
 
 orders as (
 
     select * from {{ ref('stg_orders__orders') }}
+    {%- if mode == 'changed' %}
+    where _loaded_at > {{ loaded_at_watermark('_loaded_at') }}
+    {%- endif %}
 
 ),
 
@@ -51,7 +102,8 @@ contact_records as (
         postal_code,
         country,
         cast(date_of_birth as {{ dbt.type_string() }}) as date_of_birth,
-        email_normalized
+        email_normalized,
+        _loaded_at
     from contacts
 
 ),
@@ -79,7 +131,8 @@ order_records as (
         upper(coalesce({{ clean_text('billing_country_code') }}, {{ clean_text('shipping_country_code') }}))
             as country,
         cast(null as {{ dbt.type_string() }}) as date_of_birth,
-        coalesce(email_normalized, customer_email_normalized) as email_normalized
+        coalesce(email_normalized, customer_email_normalized) as email_normalized,
+        _loaded_at
     from orders
 
 ),
@@ -108,7 +161,8 @@ normalised as (
         -- a script with upper and lower case (Latin, Greek, Cyrillic) vs one without (Hangul,
         -- Han, Hebrew, Kana): names in different scripts cannot be compared letter by letter
         upper(first_name) <> lower(first_name) as first_name_is_cased,
-        upper(last_name) <> lower(last_name) as last_name_is_cased
+        upper(last_name) <> lower(last_name) as last_name_is_cased,
+        cast(_loaded_at as {{ dbt.type_timestamp() }}) as _loaded_at
     from unioned
 
 ),
@@ -151,7 +205,8 @@ keyed as (
         normalised.country,
         normalised.date_of_birth,
         -- not compared (identifiers are the deterministic graph's job): it only sizes the prior
-        normalised.email_normalized
+        normalised.email_normalized,
+        normalised._loaded_at
     from normalised
     left join nicknames
         on normalised.first_name_norm = nicknames.nickname
@@ -163,27 +218,113 @@ keyed as (
     with two different dates of birth (a parent and child of the same name, namesakes in one
     household). A record with that name there cannot be told from the other by name and
     address alone. -#}
+{% if mode == 'full' -%}
+records as (
+
+    select * from keyed
+
+),
+
+{%- else -%}
+-- the records this run prepares again: loaded since (redo_all: every record, stored or not)
+changed_keys as (
+
+    select {{ dbt.concat(["source", "':'", "source_record_id"]) }} as record_key
+    from unioned
+    {%- if mode == 'redo_all' %}
+
+    union
+
+    select record_key from {{ this }}
+    {%- endif %}
+
+),
+
+-- every record as it now stands: the stored rows of the others, and the changed ones anew
+records as (
+
+    {% if mode == 'changed' -%}
+    select {{ columns | join(', ') }}
+    from {{ this }}
+    where record_key not in (select record_key from changed_keys)
+
+    union all
+
+    {% endif -%}
+    select {{ columns | join(', ') }}
+    from keyed
+
+),
+
+-- the name-and-address groups a changed record joined or left
+affected_places as (
+
+    select full_name_key, address_key
+    from keyed
+    where full_name_key is not null and address_key is not null
+
+    union
+
+    select full_name_key, address_key
+    from {{ this }}
+    where record_key in (select record_key from changed_keys)
+        and full_name_key is not null and address_key is not null
+
+),
+
+{%- endif %}
+
 shared_name_places as (
 
     select
-        full_name_key,
-        address_key
-    from keyed
-    where full_name_key is not null and address_key is not null and date_of_birth is not null
-    group by full_name_key, address_key
-    having count(distinct date_of_birth) >= 2
+        records.full_name_key,
+        records.address_key
+    from records
+    {%- if mode != 'full' %}
+    inner join affected_places
+        on records.full_name_key = affected_places.full_name_key
+        and records.address_key = affected_places.address_key
+    {%- endif %}
+    where records.full_name_key is not null and records.address_key is not null
+        and records.date_of_birth is not null
+    group by records.full_name_key, records.address_key
+    having count(distinct records.date_of_birth) >= 2
 
 ),
 
 final as (
 
     select
-        keyed.*,
-        shared_name_places.full_name_key is not null as name_place_shared
-    from keyed
+        {%- for column in columns if column != '_loaded_at' %}
+        records.{{ column }},
+        {%- endfor %}
+        shared_name_places.full_name_key is not null as name_place_shared,
+        records._loaded_at,
+        {{ settings_hash }} as _settings_hash
+    from records
     left join shared_name_places
-        on keyed.full_name_key = shared_name_places.full_name_key
-        and keyed.address_key = shared_name_places.address_key
+        on records.full_name_key = shared_name_places.full_name_key
+        and records.address_key = shared_name_places.address_key
+    {%- if mode != 'full' %}
+    left join affected_places
+        on records.full_name_key = affected_places.full_name_key
+        and records.address_key = affected_places.address_key
+    where records.record_key in (select record_key from changed_keys)
+        or affected_places.full_name_key is not null
+
+    union all
+
+    -- a changed record that has no row any more (no name left): a placeholder deletes its row
+    select
+        {%- for column in columns if column != '_loaded_at' %}
+        {{ 'changed_keys.record_key' if column == 'record_key' else 'null' }} as {{ column }},
+        {%- endfor %}
+        null as name_place_shared,
+        null as _loaded_at,
+        null as _settings_hash
+    from changed_keys
+    where changed_keys.record_key not in (select record_key from keyed)
+    {%- endif %}
 
 )
 

@@ -1,7 +1,6 @@
 {#-
     One row per customer of marts.identity_map, known or anonymous: the surviving profile
     (int_customer_profiles_survived), consent, and what each channel's touchpoints add up to.
-    A table rebuilt every run (all of it reads customer_touchpoints, which is incremental).
 
     Definitions (also in _customers__models.yml):
     - is_known: at least one record names the person (a CRM contact, an order, an email event,
@@ -16,36 +15,136 @@
     - days since last touch: from the last touchpoint's date to var customer_360_as_of_date,
       or, when that is null (the default), to the date of the newest touchpoint of anyone
       (the data's end: a replay or a late load gives the same answer).
+
+    Incremental, per customer: a run recomputes the customers whose inputs changed since the
+    newest customer_assigned_at, _loaded_at and _built_at here, and only theirs:
+      - records that got a customer_id since (identity_map.assigned_at: new records, merges and
+        splits), for the customer they joined and the one they left;
+      - touchpoints loaded since (customer_touchpoints._loaded_at: new events, orders and
+        contacts with a new current version, so consent too);
+      - every web event of a visitor with an event loaded since: such an event can merge,
+        split or re-date that visitor's sessions, and a session counts for the customer of
+        its first event, which need not be the new event's;
+      - profiles survived again since (int_customer_profiles_survived._survived_at).
+    Their rows are replaced whole (strategy replace_keys on customer_id); a customer merged
+    away leaves a placeholder (NULL is_known) that only deletes its row. The as-of date moves
+    for everyone, so a post-hook (customer_360_as_of_refresh) sets as_of_date and
+    days_since_last_touch on the rows that were not recomputed. A full rebuild gives the same
+    rows.
 -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='replace_keys',
+        placeholder_column='is_known',
+        on_schema_change='append_new_columns',
+        post_hook="{{ customer_360_as_of_refresh() }}",
+    )
+}}
+
+-- depends_on: {{ ref('fct_web_events') }}
+{% set incremental = is_incremental() -%}
+{#- a table built before these columns existed: every customer is recomputed, once -#}
+{%- set watermarked = incremental and this_has_columns(['customer_assigned_at', '_loaded_at', '_built_at']) -%}
 {%- set as_of_date = var('customer_360_as_of_date', none) -%}
 {%- set text = dbt.type_string() -%}
 {%- set money = 'decimal(18, 2)' -%}
 
 with
 
-identity_map as (
+{% if incremental %}
+changed_customers as (
 
-    select source, source_record_id, customer_id
-    from {{ ref('identity_map') }}
+    {% if watermarked -%}
+    {{ customers_moved_since(ref('identity_map')) }}
+
+    union
+
+    select customer_id
+    from {{ ref('customer_touchpoints') }}
+    where _loaded_at > {{ loaded_at_watermark('_loaded_at') }}
+
+    union
+
+    select identity_map.customer_id
+    from {{ ref('fct_web_events') }} as web_events
+    inner join {{ ref('identity_map') }} as identity_map
+        on identity_map.source = 'web'
+        and web_events.web_event_id = identity_map.source_record_id
+    where web_events.visitor_id in (
+        select visitor_id
+        from {{ ref('fct_web_events') }}
+        where _loaded_at > {{ loaded_at_watermark('_loaded_at') }}
+    )
+
+    union
+
+    select customer_id
+    from {{ ref('int_customer_profiles_survived') }}
+    where _survived_at > {{ loaded_at_watermark('_built_at') }}
+    {%- else %}
+    {{ customers_all(ref('identity_map')) }}
+    {%- endif %}
 
 ),
 
+{% endif %}
+identity_map as (
+
+    select source, source_record_id, customer_id, assigned_at
+    from {{ ref('identity_map') }}
+    {% if incremental %}
+    where customer_id in (select customer_id from changed_customers)
+    {% endif %}
+
+),
+
+mapped_customers as (
+
+    select
+        customer_id,
+        max(assigned_at) as customer_assigned_at
+    from identity_map
+    group by customer_id
+
+),
+
+{#- In an incremental run, a changed customer no longer in identity_map (merged away) is kept
+    unmapped: its row is a placeholder (NULL is_known) that only deletes the stored one. -#}
 customers as (
 
-    select distinct customer_id
-    from identity_map
+    {% if incremental -%}
+    select
+        changed_customers.customer_id,
+        mapped_customers.customer_assigned_at,
+        mapped_customers.customer_id is not null as is_mapped
+    from changed_customers
+    left join mapped_customers
+        on changed_customers.customer_id = mapped_customers.customer_id
+    where changed_customers.customer_id is not null
+    {%- else -%}
+    select customer_id, customer_assigned_at, true as is_mapped
+    from mapped_customers
+    {%- endif %}
 
 ),
 
 touchpoints as (
 
     select * from {{ ref('customer_touchpoints') }}
+    {% if incremental %}
+    where customer_id in (select customer_id from changed_customers)
+    {% endif %}
 
 ),
 
 profiles as (
 
     select * from {{ ref('int_customer_profiles_survived') }}
+    {% if incremental %}
+    where customer_id in (select customer_id from changed_customers)
+    {% endif %}
 
 ),
 
@@ -83,7 +182,8 @@ touch_totals as (
         max(case when is_identified_record then 1 else 0 end) = 1 as is_known,
         min(touchpoint_at) as first_seen_at,
         max(touchpoint_at) as last_seen_at,
-        count(*) as touchpoint_count
+        count(*) as touchpoint_count,
+        max(_loaded_at) as _loaded_at
     from touchpoints
     group by customer_id
 
@@ -285,7 +385,7 @@ as_of as (
     select cast('{{ as_of_date }}' as date) as as_of_date
     {%- else %}
     select cast(max(touchpoint_at) as date) as as_of_date
-    from touchpoints
+    from {{ ref('customer_touchpoints') }}
     {%- endif %}
 
 ),
@@ -294,7 +394,7 @@ final as (
 
     select
         cast(customers.customer_id as {{ text }}) as customer_id,
-        coalesce(touch_totals.is_known, false) as is_known,
+        case when customers.is_mapped then coalesce(touch_totals.is_known, false) end as is_known,
         cast(profiles.first_name as {{ text }}) as first_name,
         cast(profiles.last_name as {{ text }}) as last_name,
         cast(profiles.email as {{ text }}) as email,
@@ -376,7 +476,10 @@ final as (
         cast(
             {{ dbt.datediff('cast(touch_totals.last_seen_at as date)', 'as_of.as_of_date', 'day') }}
             as integer
-        ) as days_since_last_touch
+        ) as days_since_last_touch,
+        cast(customers.customer_assigned_at as timestamp) as customer_assigned_at,
+        cast(touch_totals._loaded_at as timestamp) as _loaded_at,
+        {{ identity_run_timestamp() }} as _built_at
     from customers
     cross join as_of
     left join touch_totals on customers.customer_id = touch_totals.customer_id
