@@ -113,19 +113,19 @@
 
 with
 
-contacts as (
+contacts as {{ cte_inlined() }} (
 
     select * from {{ ref('stg_contacts__contacts') }}
 
 ),
 
-orders as (
+orders as {{ cte_inlined() }} (
 
     select * from {{ ref('stg_orders__orders') }}
 
 ),
 
-identify_events as (
+identify_events as {{ cte_inlined() }} (
 
     select *
     from {{ ref('fct_web_events') }}
@@ -135,14 +135,14 @@ identify_events as (
 
 ),
 
-email_events as (
+email_events as {{ cte_inlined() }} (
 
     select * from {{ ref('fct_email_events') }}
     where email_normalized is not null
 
 ),
 
-calls as (
+calls as {{ cte_inlined() }} (
 
     select * from {{ ref('fct_calls') }}
 
@@ -153,17 +153,27 @@ changed_customers as (
 
     {% if watermarked -%}
     {{ customers_moved_since(ref('identity_map')) }}
-    {%- for relation, candidate in relations.items() %}
 
     union
 
+    -- the customers of the records loaded since: one join of identity_map to all of them
     select all_records.customer_id
-    from {{ relation }}
-    inner join {{ ref('identity_map') }} as all_records
-        on all_records.source = '{{ candidate.source }}'
-        and all_records.source_record_id = cast({{ relation }}.{{ candidate.record_id }} as {{ text }})
-    where {{ relation }}._loaded_at > {{ loaded_at_watermark('_loaded_at') }}
-    {%- endfor %}
+    from {{ ref('identity_map') }} as all_records
+    inner join (
+        {%- for relation, candidate in relations.items() %}
+        select
+            cast('{{ candidate.source }}' as {{ text }}) as source,
+            cast({{ candidate.record_id }} as {{ text }}) as source_record_id
+        from {{ relation }}
+        where _loaded_at > {{ loaded_at_watermark('_loaded_at') }}
+        {%- if not loop.last %}
+
+        union all
+        {%- endif %}
+        {%- endfor %}
+    ) as loaded
+        on all_records.source = loaded.source
+        and all_records.source_record_id = loaded.source_record_id
     {%- else %}
     {{ customers_all(ref('identity_map')) }}
     {%- endif %}

@@ -65,7 +65,7 @@
 
 with
 
-screened as (
+screened as {{ cte_inlined() }} (
 
     select identifier_key
     from {{ ref('int_identifiers_screened') }}

@@ -19,13 +19,12 @@
     )
 }}
 
+{#- identity_map is read where it is used, each time with its own filter (pushed into the scan),
+    not through one CTE: DuckDB materialises a CTE read twice, all of identity_map. -#}
+{%- set identity_map = ref('identity_map') %}
+
 with
 
-identity_map as (
-
-    select * from {{ ref('identity_map') }}
-
-),
 
 cutoff as (
 
@@ -40,7 +39,7 @@ cutoff as (
 changed as (
 
     select identity_map.*
-    from identity_map
+    from {{ identity_map }} as identity_map
     cross join cutoff
     where cutoff.recorded_before is null
         or identity_map.assigned_at > cutoff.recorded_before
@@ -51,9 +50,11 @@ changed as (
 ids_before as (
 
     select distinct identity_map.customer_id
-    from identity_map
+    from {{ identity_map }} as identity_map
     cross join cutoff
     where identity_map.assigned_at <= cutoff.recorded_before
+        -- only the ids the run's records carry are asked about
+        and identity_map.customer_id in (select customer_id from changed)
 
     union
 
@@ -65,7 +66,12 @@ ids_before as (
 
 ids_after as (
 
-    select distinct customer_id from identity_map
+    select distinct customer_id
+    from {{ identity_map }}
+    -- only the ids records moved away from are asked about
+    where customer_id in (
+        select previous_customer_id from changed where previous_customer_id is not null
+    )
 
 ),
 
