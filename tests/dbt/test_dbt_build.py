@@ -265,6 +265,30 @@ def test_identity_map_holds_every_record_exactly_once_or_its_test_fails(
     assert "Failure in test identity_every_record_once_identity_map" in output
 
 
+def test_a_repeated_key_fails_its_unique_test(warehouse: Path, tmp_path: Path) -> None:
+    """`unique` runs in two passes on DuckDB (macros/generic_tests.sql): hashes, then values.
+    A key written twice must still fail it, and name that one key."""
+    copy = tmp_path / "crm360.duckdb"
+    shutil.copyfile(warehouse, copy)
+    with duckdb.connect(str(copy)) as conn:
+        conn.execute(
+            "insert into marts.customer_touchpoints select * from marts.customer_touchpoints "
+            "where record_key = (select max(record_key) from marts.customer_touchpoints)"
+        )
+    done = dbt_build(
+        copy,
+        tmp_path / "target",
+        "--select",
+        "customer_touchpoints,test_name:unique",
+        command="test",
+        check=False,
+    )
+    assert done.returncode != 0
+    output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
+    assert "Failure in test unique_customer_touchpoints_record_key" in output
+    assert "Got 1 result, configured to fail if != 0" in output
+
+
 def _contact(contact_id: str, first: str, last: str, email: str, phone: str, updated: str) -> str:
     return (
         f"{contact_id},{first},{last},{email},{phone},,,,,,,US,,lead,false,"

@@ -411,10 +411,12 @@ def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, tmp_path):
         ),
         "int_match_records_prepared": ("*", "record_key"),
         "customer_360": ("* exclude (_built_at)", "customer_id"),
+        "stg_orders__orders": ("*", "order_id"),
     }
+    schemas = {"customer_360": "marts", "stg_orders__orders": "staging"}
     queries = {
-        model: f"select {columns} from {'marts' if model == 'customer_360' else 'intermediate'}"
-        f".{model} order by {order}"
+        model: f"select {columns} from {schemas.get(model, 'intermediate')}.{model} "
+        f"order by {order}"
         for model, (columns, order) in compared.items()
     }
     with duckdb.connect(str(warehouse), read_only=True) as conn:

@@ -37,7 +37,7 @@
 
 with
 
-web_events as (
+web_events as {{ cte_inlined() }} (
 
     select
         web_event_id,

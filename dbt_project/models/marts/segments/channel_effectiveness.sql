@@ -21,14 +21,14 @@
 
 with
 
-identity_map as (
+identity_map as {{ cte_inlined() }} (
 
     select source, source_record_id, customer_id
     from {{ ref('identity_map') }}
 
 ),
 
-email_events as (
+email_events as {{ cte_inlined() }} (
 
     select
         customer_id,
