@@ -26,9 +26,6 @@
       - repeat_buyer: two orders or more;
       - first_time_buyer: one order.
 -#}
-{#- A table, not a view: customer_segments and its data tests read it, and as a view each of
-    them evaluated it again. -#}
-{{ config(materialized='table') }}
 {%- set at_risk_multiple = var('lifecycle_at_risk_gap_multiple', 2) -%}
 {%- set lapsed_multiple = var('lifecycle_lapsed_gap_multiple', 4) -%}
 {%- set min_gap_days = var('lifecycle_min_order_gap_days', 7) -%}
