@@ -287,3 +287,29 @@
 {% macro duckdb__cte_inlined() -%}
     not materialized
 {%- endmacro %}
+
+
+{#- Whether the SQL boolean `condition` holds now: run while the model compiles, so that the
+    model can choose how much to redo (false when it is NULL). -#}
+{% macro sql_holds(condition) -%}
+    {{ return(run_query('select ' ~ condition).columns[0].values()[0] or false) }}
+{%- endmacro %}
+
+
+{#- SQL for the md5 of what a model's rows depend on besides its input rows: `fixed` (the
+    model's code and the vars it reads, as text) and a seed's rows (`seed_value` of each, in
+    `seed_order`). Stored in each row as _settings_hash; an incremental run that finds another
+    value stored redoes everything. -#}
+{% macro settings_hash_sql(fixed, seed, seed_value, seed_order) -%}
+    md5({{ dbt.concat([
+        "'" ~ local_md5(fixed) ~ "'",
+        "coalesce((select " ~ dbt.listagg(seed_value, "','", 'order by ' ~ seed_order)
+            ~ " from " ~ seed ~ "), '')",
+    ]) }})
+{%- endmacro %}
+
+
+{#- Whether this model's stored rows were written under `settings_hash` (settings_hash_sql). -#}
+{% macro stored_settings_match(settings_hash) -%}
+    {{ return(sql_holds('(select max(_settings_hash) from ' ~ this ~ ') = ' ~ settings_hash)) }}
+{%- endmacro %}

@@ -61,11 +61,10 @@
     {%- set mode = 'redo_all' -%}
     {%- set has_status = this_has_columns(['_link_status_at']) -%}
     {%- if execute and this_has_columns(['_extracted_through', '_settings_hash', '_link_status_at']) -%}
-        {%- set state = run_query(
-            'select ' ~ upstream_followed_since(extracted_relation, '_extracted_at', '_extracted_through')
+        {%- if sql_holds(
+            upstream_followed_since(extracted_relation, '_extracted_at', '_extracted_through')
             ~ ' and (select max(_settings_hash) from ' ~ this ~ ") = '" ~ settings_hash ~ "'"
         ) -%}
-        {%- if state.columns[0].values()[0] -%}
             {%- set mode = 'changed' -%}
         {%- endif -%}
     {%- endif -%}

@@ -35,10 +35,7 @@
 {%- if is_incremental() -%}
     {%- set mode = 'redo_all' -%}
     {%- if execute and this_has_columns(['_edges_through']) -%}
-        {%- set state = run_query(
-            'select ' ~ upstream_followed_since(edges, '_changed_at', '_edges_through')
-        ) -%}
-        {%- if state.columns[0].values()[0] -%}
+        {%- if sql_holds(upstream_followed_since(edges, '_changed_at', '_edges_through')) -%}
             {%- set mode = 'changed' -%}
         {%- endif -%}
     {%- endif -%}

@@ -39,22 +39,18 @@
     changed: the records loaded since, and their name-and-address neighbours -#}
 {%- set mode = 'full' -%}
 {#- what the rows depend on besides the data: this model's code and the nickname seed -#}
-{%- set nicknames_text = '(select ' ~ dbt.listagg(dbt.concat(['nickname', "'='", 'first_name']), "','",
-    'order by nickname, first_name') ~ ' from ' ~ ref('nicknames') ~ ')' -%}
-{%- set settings_hash = 'md5(' ~ dbt.concat(["'" ~ local_md5(model.raw_code) ~ "'",
-    'coalesce(' ~ nicknames_text ~ ", '')"]) ~ ')' -%}
+{%- set settings_hash = settings_hash_sql(
+    model.raw_code, ref('nicknames'), dbt.concat(['nickname', "'='", 'first_name']),
+    'nickname, first_name'
+) -%}
 {%- if is_incremental() -%}
     {%- set mode = 'redo_all' -%}
     {%- if this is string -%}
         {#- a unit test: `this` is its fixture -#}
         {%- set mode = 'changed' -%}
-    {%- elif execute and this_has_columns(['_loaded_at', '_settings_hash']) -%}
-        {%- set state = run_query(
-            'select (select max(_settings_hash) from ' ~ this ~ ') = ' ~ settings_hash
-        ) -%}
-        {%- if state.columns[0].values()[0] -%}
-            {%- set mode = 'changed' -%}
-        {%- endif -%}
+    {%- elif execute and this_has_columns(['_loaded_at', '_settings_hash'])
+            and stored_settings_match(settings_hash) -%}
+        {%- set mode = 'changed' -%}
     {%- endif -%}
 {%- endif -%}
 {%- set columns = [

@@ -23,17 +23,13 @@
 {%- set reporting_currency = var('reporting_currency', 'USD') | upper -%}
 {#- what the rows depend on besides the orders: this model's code, the reporting currency and
     the rates -#}
-{%- set rates_text = '(select ' ~ dbt.listagg(dbt.concat([
-    'currency', "'='", 'cast(rate_to_usd as ' ~ dbt.type_string() ~ ')']), "','",
-    'order by currency') ~ ' from ' ~ ref('currency_rates') ~ ')' -%}
-{%- set settings_hash = 'md5(' ~ dbt.concat(["'" ~ local_md5(model.raw_code ~ reporting_currency) ~ "'",
-    'coalesce(' ~ rates_text ~ ", '')"]) ~ ')' -%}
+{%- set settings_hash = settings_hash_sql(
+    model.raw_code ~ reporting_currency, ref('currency_rates'),
+    dbt.concat(['currency', "'='", 'cast(rate_to_usd as ' ~ dbt.type_string() ~ ')']), 'currency'
+) -%}
 {%- set changed_only = false -%}
 {%- if is_incremental() and execute and this is not string and this_has_columns(['_settings_hash']) -%}
-    {%- set state = run_query(
-        'select (select max(_settings_hash) from ' ~ this ~ ') = ' ~ settings_hash
-    ) -%}
-    {%- set changed_only = state.columns[0].values()[0] -%}
+    {%- set changed_only = stored_settings_match(settings_hash) -%}
 {%- endif %}
 
 with
