@@ -411,9 +411,14 @@ def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, tmp_path):
         ),
         "int_match_records_prepared": ("*", "record_key"),
         "customer_360": ("* exclude (_built_at)", "customer_id"),
+        "customer_touchpoints": ("*", "record_key"),
         "stg_orders__orders": ("*", "order_id"),
     }
-    schemas = {"customer_360": "marts", "stg_orders__orders": "staging"}
+    schemas = {
+        "customer_360": "marts",
+        "customer_touchpoints": "marts",
+        "stg_orders__orders": "staging",
+    }
     queries = {
         model: f"select {columns} from {schemas.get(model, 'intermediate')}.{model} "
         f"order by {order}"
