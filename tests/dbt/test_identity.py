@@ -267,12 +267,38 @@ def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, tmp_path):
         "--days", str(pipeline["days"] + 1), "--seed", str(pipeline["seed"]), env_extra=env,
     )  # fmt: skip
     assert generated.returncode == 0, generated.stderr
-    ran = crm360("run", "--landing", str(landing), "--warehouse", str(warehouse), env_extra=env)
+    # compact_dead_share=0: the run's end compacts every table that the day left deleted rows in
+    ran = crm360(
+        "run", "--landing", str(landing), "--warehouse", str(warehouse),
+        "--var", "compact_dead_share=0", env_extra=env,
+    )  # fmt: skip
     assert ran.returncode == 0, ran.stdout[-8000:] + ran.stderr[-4000:]
 
     con = duckdb.connect()
     con.execute(f"attach '{pipeline['warehouse']}' as old (read_only)")
     con.execute(f"attach '{warehouse}' as new (read_only)")
+    # Compaction: no model's table keeps a deleted row (the logs of replaced rows, pruned by
+    # their readers, are no models), and every table kept its definition (types, the NOT NULL
+    # of enforced contracts). customer_360, below, shows that the day replaced rows.
+    tables = con.execute("""
+        select schema_name, table_name, sql, estimated_size from duckdb_tables()
+        where database_name = 'new' and schema_name in ('staging', 'intermediate', 'marts')
+            and not table_name like '%\\_\\_replaced' escape '\\'
+    """).fetchall()
+    dead = {
+        f"{schema}.{table}": stored - live
+        for schema, table, _, stored in tables
+        for (live,) in [con.execute(f"select count(*) from new.{schema}.{table}").fetchone()]
+        if stored != live
+    }
+    assert dead == {}
+    assert {f"{s}.{t}": sql for s, t, sql, _ in tables} == dict(
+        con.execute("""
+            select schema_name || '.' || table_name, sql from duckdb_tables()
+            where database_name = 'old' and schema_name in ('staging', 'intermediate', 'marts')
+                and not table_name like '%\\_\\_replaced' escape '\\'
+        """).fetchall()
+    )
     new_records = con.execute("""
         select count(*) from new.marts.identity_map as n
         left join old.marts.identity_map as o using (record_key)
