@@ -267,7 +267,9 @@ def test_identity_map_holds_every_record_exactly_once_or_its_test_fails(
 
 def test_a_repeated_key_fails_its_unique_test(warehouse: Path, tmp_path: Path) -> None:
     """`unique` runs in two passes on DuckDB (macros/generic_tests.sql): hashes, then values.
-    A key written twice must still fail it, and name that one key."""
+    A key written twice must still fail it, and name that one key. On customer_touchpoints it
+    checks the keys of the rows written since it last passed (macros/test_scope.sql): a
+    duplicate older than that pass is out of its scope until var tests_scope is `all`."""
     copy = tmp_path / "crm360.duckdb"
     shutil.copyfile(warehouse, copy)
     with duckdb.connect(str(copy)) as conn:
@@ -275,18 +277,26 @@ def test_a_repeated_key_fails_its_unique_test(warehouse: Path, tmp_path: Path) -
             "insert into marts.customer_touchpoints select * from marts.customer_touchpoints "
             "where record_key = (select max(record_key) from marts.customer_touchpoints)"
         )
-    done = dbt_build(
-        copy,
-        tmp_path / "target",
-        "--select",
-        "customer_touchpoints,test_name:unique",
-        command="test",
-        check=False,
-    )
-    assert done.returncode != 0
-    output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
-    assert "Failure in test unique_customer_touchpoints_record_key" in output
-    assert "Got 1 result, configured to fail if != 0" in output
+    unique = ("--select", "customer_touchpoints,test_name:unique")
+
+    def fails(*args: str) -> bool:
+        done = dbt_build(copy, tmp_path / "target", *unique, *args, command="test", check=False)
+        output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
+        if done.returncode == 0:
+            assert "ERROR=0" in output
+            return False
+        assert "Failure in test unique_customer_touchpoints_record_key" in output
+        assert "Got 1 result, configured to fail if != 0" in output
+        return True
+
+    assert not fails()  # both copies are as old as the build whose tests passed
+    assert fails("--vars", "{tests_scope: all}")
+    with duckdb.connect(str(copy)) as conn:  # as if a later run had written the key again
+        conn.execute(
+            "update marts.customer_touchpoints set _built_at = _built_at + interval 1 hour "
+            "where record_key = (select max(record_key) from marts.customer_touchpoints)"
+        )
+    assert fails()
 
 
 def _contact(contact_id: str, first: str, last: str, email: str, phone: str, updated: str) -> str:
@@ -328,7 +338,10 @@ IDENTIFIERS_DAY_2 = {
     + "\n",
 }
 
-IDENTIFIERS_SQL = "select * from marts.customer_identifiers order by customer_identifier_id"
+# _built_at aside: it says which run wrote a row
+IDENTIFIERS_SQL = (
+    "select * exclude (_built_at) from marts.customer_identifiers order by customer_identifier_id"
+)
 
 
 def test_incremental_customer_identifiers_equal_a_full_rebuild(tmp_path: Path) -> None:
@@ -374,6 +387,7 @@ def test_incremental_customer_identifiers_equal_a_full_rebuild(tmp_path: Path) -
     with duckdb.connect(str(upgraded)) as conn:
         conn.execute("alter table marts.customer_identifiers drop column customer_assigned_at")
         conn.execute("alter table marts.customer_identifiers drop column _loaded_at")
+        conn.execute("alter table marts.customer_identifiers drop column _built_at")
         # and a customer that no longer exists
         conn.execute(
             "insert into marts.customer_identifiers select 'cus_gone|email:x@example.com', "

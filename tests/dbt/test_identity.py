@@ -437,7 +437,7 @@ def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, tmp_path):
         ),
         "int_match_records_prepared": ("*", "record_key"),
         "customer_360": ("* exclude (_built_at)", "customer_id"),
-        "customer_touchpoints": ("*", "record_key"),
+        "customer_touchpoints": ("* exclude (_built_at)", "record_key"),
         "stg_orders__orders": ("*", "order_id"),
     }
     schemas = {

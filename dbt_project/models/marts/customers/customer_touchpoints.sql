@@ -9,7 +9,8 @@
     customer_id changed since the newest customer_assigned_at here (identity_map.assigned_at:
     merges and splits), and replaces their rows by record_key (delete+insert on DuckDB, merge
     on Spark: macros/incremental.sql). A record that is not yet in identity_map waits for the
-    run that maps it (its assigned_at is then new).
+    run that maps it (its assigned_at is then new). _built_at says which dbt invocation wrote a
+    row: the tests check the rows written since they last passed (macros/test_scope.sql).
 -#}
 {{
     config(
@@ -122,7 +123,8 @@ with
         cast({{ channel.details.get(column, 'null') }} as {{ data_type }}) as {{ column }},
         {%- endfor %}
         identity_map.assigned_at as customer_assigned_at,
-        records._loaded_at
+        records._loaded_at,
+        {{ identity_run_timestamp() }} as _built_at
     from {{ channel.relation }} as records
     inner join {{ identity_map }} as identity_map
         on identity_map.source = '{{ channel.source }}'

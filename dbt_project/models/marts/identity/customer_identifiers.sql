@@ -161,7 +161,8 @@ final as (
         cast(aggregated.record_count as bigint) as record_count,
         cast(coalesce(screened.is_blocked_as_link, false) as boolean) as is_blocked_as_link,
         cast(aggregated.customer_assigned_at as timestamp) as customer_assigned_at,
-        cast(aggregated._loaded_at as timestamp) as _loaded_at
+        cast(aggregated._loaded_at as timestamp) as _loaded_at,
+        {{ identity_run_timestamp() }} as _built_at
     from aggregated
     inner join customer_sources
         on aggregated.customer_id = customer_sources.customer_id
@@ -184,7 +185,8 @@ final as (
         cast(null as bigint) as record_count,
         cast(null as boolean) as is_blocked_as_link,
         cast(null as timestamp) as customer_assigned_at,
-        cast(null as timestamp) as _loaded_at
+        cast(null as timestamp) as _loaded_at,
+        {{ identity_run_timestamp() }} as _built_at
     from changed_customers
     where changed_customers.customer_id not in (select customer_id from aggregated)
     {% endif %}
