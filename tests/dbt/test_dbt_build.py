@@ -291,7 +291,14 @@ def test_a_repeated_key_fails_its_unique_test(warehouse: Path, tmp_path: Path) -
 
     assert not fails()  # both copies are as old as the build whose tests passed
     assert fails("--vars", "{tests_scope: all}")
-    with duckdb.connect(str(copy)) as conn:  # as if a later run had written the key again
+    passes = "audit.dbt_tests_passed"
+    its = "where test_id like '%unique_customer_touchpoints_record%'"
+    with duckdb.connect(str(copy)) as conn:  # as if it had passed under another definition
+        (definition,) = conn.execute(f"select definition_hash from {passes} {its}").fetchone()
+        conn.execute(f"update {passes} set definition_hash = 'other' {its}")
+    assert fails()
+    with duckdb.connect(str(copy)) as conn:  # ... and as if a later run had written the key again
+        conn.execute(f"update {passes} set definition_hash = ? {its}", [definition])
         conn.execute(
             "update marts.customer_touchpoints set _built_at = _built_at + interval 1 hour "
             "where record_key = (select max(record_key) from marts.customer_touchpoints)"
