@@ -236,18 +236,33 @@ def test_money_too_large_for_its_column_is_null_not_a_failed_build(tmp_path: Pat
 
 
 @pytest.mark.parametrize(
-    "damage",
+    ("damage", "scope"),
     [
-        "insert into marts.identity_map select * from marts.identity_map limit 1",  # twice
-        "delete from marts.identity_map where record_key = (select min(record_key) "
-        "from marts.identity_map)",  # a loaded record without a customer
+        (  # a later run writes a record twice
+            "insert into marts.identity_map select * replace (assigned_at + interval 1 hour "
+            "as assigned_at) from marts.identity_map limit 1",
+            "changed",
+        ),
+        (  # a later run resolves a record and loses it from the map
+            "update intermediate.int_identity_records_resolved "
+            "set _resolved_at = _resolved_at + interval 1 hour "
+            "where record_key = (select min(record_key) from marts.identity_map); "
+            "delete from marts.identity_map where record_key = (select min(record_key) "
+            "from marts.identity_map)",
+            "changed",
+        ),
+        (  # an old row twice: out of the scoped test's sight, seen by the whole-table one
+            "insert into marts.identity_map select * from marts.identity_map limit 1",
+            "all",
+        ),
     ],
-    ids=["a-record-twice", "a-record-missing"],
+    ids=["a-record-twice", "a-record-missing", "an-old-record-twice"],
 )
 def test_identity_map_holds_every_record_exactly_once_or_its_test_fails(
-    warehouse: Path, tmp_path: Path, damage: str
+    warehouse: Path, tmp_path: Path, damage: str, scope: str
 ) -> None:
-    """identity_every_record_once is identity_map's only uniqueness test: it must catch both."""
+    """identity_every_record_once is identity_map's only uniqueness test: it must catch both,
+    in the keys written since it last passed (macros/identity_tests.sql) or in all of them."""
     copy = tmp_path / "crm360.duckdb"
     shutil.copyfile(warehouse, copy)
     with duckdb.connect(str(copy)) as conn:
@@ -257,12 +272,23 @@ def test_identity_map_holds_every_record_exactly_once_or_its_test_fails(
         tmp_path / "target",
         "--select",
         "identity_map,test_name:identity_every_record_once",
+        "--vars",
+        f"{{tests_scope: {scope}}}",
         command="test",
         check=False,
     )
     assert done.returncode != 0
     output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)  # without the terminal colours
     assert "Failure in test identity_every_record_once_identity_map" in output
+    if scope == "all":  # ... and the scoped test does not see it
+        scoped = dbt_build(
+            copy,
+            tmp_path / "target",
+            "--select",
+            "identity_map,test_name:identity_every_record_once",
+            command="test",
+        )
+        assert scoped.returncode == 0
 
 
 def test_a_repeated_key_fails_its_unique_test(warehouse: Path, tmp_path: Path) -> None:
