@@ -151,8 +151,6 @@
 {%- endmacro %}
 
 
-{#- post-hook of the model that calls identity_connected_components: the result's scratch table
-    (and the incremental run's subgraph) is no longer needed once the model's own table holds it. -#}
 {#- Drops the scratch tables of the model being built that end in these suffixes. -#}
 {% macro identity_scratch_drop(suffixes) -%}
     {%- for suffix in suffixes %}
@@ -161,10 +159,10 @@
 {%- endmacro %}
 
 
+{#- post-hook of the model that calls identity_connected_components: the result's scratch table
+    (and the incremental run's subgraph) is no longer needed once the model's own table holds it. -#}
 {% macro identity_components_drop_scratch() -%}
-    {%- for suffix in ['result', 'nodes', 'edges'] %}
-    {% do adapter.drop_relation(identity_components_scratch(suffix)) %}
-    {%- endfor %}
+    {% do identity_scratch_drop(['result', 'nodes', 'edges']) %}
 {%- endmacro %}
 
 
