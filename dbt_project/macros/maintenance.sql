@@ -1,5 +1,5 @@
-{#- Compaction of the incremental models' tables, run at the end of every dbt invocation
-    (on-run-end in dbt_project.yml).
+{#- Compaction of the incremental models' tables that this dbt invocation wrote, run at its end
+    (on-run-end in dbt_project.yml, given the invocation's results).
 
     The incremental models replace rows by delete + insert, and dbt's DuckDB connections do not
     vacuum deletes at checkpoints (max_vacuum_tasks: 0 in profiles.yml): a deleted row stays in
@@ -10,20 +10,22 @@
     created from the table's own DDL. Each compaction is logged with the rows it dropped.
 
     Other adapters compact by their own means (Delta's OPTIMIZE), and this does nothing there. -#}
-{% macro compact_tables() -%}
-    {{ return(adapter.dispatch('compact_tables', 'crm360')()) }}
+{% macro compact_tables(results) -%}
+    {{ return(adapter.dispatch('compact_tables', 'crm360')(results)) }}
 {%- endmacro %}
 
-{% macro default__compact_tables() -%}
+{% macro default__compact_tables(results) -%}
 {%- endmacro %}
 
-{% macro duckdb__compact_tables() -%}
-    {%- if execute -%}
-        {%- set threshold = var('compact_dead_share', 0.2) | float -%}
-        {%- for node in graph.nodes.values()
-                if node.resource_type == 'model' and node.config.materialized == 'incremental' -%}
+{% macro duckdb__compact_tables(results) -%}
+    {%- set threshold = var('compact_dead_share', 0.2) | float -%}
+    {%- if execute and threshold < 1 -%}
+        {%- for result in results
+                if result.node.resource_type == 'model'
+                and result.node.config.materialized == 'incremental' -%}
+            {%- set node = result.node -%}
             {%- set relation = adapter.get_relation(node.database, node.schema, node.alias) -%}
-            {%- if relation is not none and threshold < 1 -%}
+            {%- if relation is not none -%}
                 {%- set sizes = run_query(
                     "select (select estimated_size from duckdb_tables()"
                     ~ " where database_name = '" ~ relation.database ~ "'"
