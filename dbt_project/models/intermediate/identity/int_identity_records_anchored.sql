@@ -74,7 +74,8 @@ final as (
         count(case when screened.is_blocked_as_link then extracted.identifier_key end)
             as blocked_identifier_count,
         (select max(_extracted_at) from {{ ref('int_identifiers_extracted') }}) as _extracted_through,
-        (select max(_link_status_at) from {{ ref('int_identifiers_screened') }}) as _screened_through
+        (select max(_link_status_at) from {{ ref('int_identifiers_screened') }}) as _screened_through,
+        {{ identity_run_timestamp() }} as _anchored_at
     from extracted
     left join screened
         on extracted.identifier_key = screened.identifier_key

@@ -406,7 +406,9 @@ def profile_sql(table: str) -> dict[str, str]:
 
 def records_sql(profile_pairs: str, twin_pairs: str) -> str:
     """The scored profile pairs as record pairs: every record of one profile with every record
-    of the other, and the records of one profile with each other (its twin pair)."""
+    of the other, and the records of one profile with each other (its twin pair). In no
+    particular order: sorting the 8.6 million pairs of 1,000,000 people took 2.6 s of the
+    model's 10, and nothing reads them in order."""
     return f"""
         with pairs as (
             select record_key_l as profile_l, record_key_r as profile_r,
@@ -428,7 +430,6 @@ def records_sql(profile_pairs: str, twin_pairs: str) -> str:
             on pairs.profile_r = records_r.profile_key
         where pairs.match_probability >= {MIN_PROBABILITY_WRITTEN}
             and (pairs.profile_l <> pairs.profile_r or records_l.record_key < records_r.record_key)
-        order by record_key_l, record_key_r
     """
 
 
