@@ -428,3 +428,62 @@ def test_incremental_customer_identifiers_equal_a_full_rebuild(tmp_path: Path) -
         )
     dbt_build(upgraded, target, "--select", "customer_identifiers", command="run")
     assert query(upgraded, IDENTIFIERS_SQL) == incremental
+
+
+def _order(order_id: int, customer_id: int, first: str, last: str, email: str, phone: str) -> str:
+    order = {
+        "id": order_id,
+        "created_at": "2025-06-01T10:00:00Z",
+        "currency": "USD",
+        "total_price": "5.00",
+        "email": email,
+        "customer": {"id": customer_id, "first_name": first, "last_name": last},
+    }
+    if phone:
+        order["phone"] = phone
+    return json.dumps(order) + "\n"
+
+
+# Day 1: Bob's CRM contact and the shop account 9001 (Ann Lee) give one landline: two people
+# on it, so merge protection blocks it (max_people 1 for phones).
+SCREENED_DAY_1 = {
+    "contacts/c-1.csv": CONTACTS_HEADER
+    + _contact("K-1", "Bob", "Kim", "bob@example.com", "+14155550123", "2025-06-01T00:00:00Z"),
+    "orders/o-1.jsonl": _order(91, 9001, "Ann", "Lee", "ann@example.com", "+14155550123"),
+}
+# Day 2: Bob orders on the same shop account, without the landline. The account now bears his
+# name too, so it is Bob's: one person on the landline, which no record of the day carries.
+SCREENED_DAY_2 = {
+    "orders/o-2.jsonl": _order(92, 9001, "Bob", "Kim", "bob.orders@example.com", ""),
+}
+SCREENED_SQL = (
+    "select identifier_key, record_count, entity_count, people_count, is_blocked_as_link, "
+    "block_reason from intermediate.int_identifiers_screened order by identifier_key"
+)
+
+
+def test_incremental_screening_follows_an_entity_to_identifiers_no_record_of_the_day_carries(
+    tmp_path: Path,
+) -> None:
+    """int_identifiers_screened recounts an identifier's people when one of its entities
+    changes, even though no changed record carries it: the incremental run unblocks the
+    landline, as a full rebuild does."""
+    path, target = tmp_path / "crm360.duckdb", tmp_path / "target"
+    screened = ("--select", "+int_identifiers_screened", "--exclude", "resource_type:test")
+    landline = "phone:+14155550123"
+    load_landing(path, tmp_path / "landing", SCREENED_DAY_1)
+    dbt_build(path, target, *screened)
+    day_1 = {r[0]: r for r in query(path, SCREENED_SQL)}
+    assert day_1[landline][2:] == (2, 2, True, "too_many_people")
+
+    load_landing(path, tmp_path / "landing", SCREENED_DAY_2)
+    dbt_build(path, target, *screened)
+    incremental = query(path, SCREENED_SQL)
+    assert {r[0]: r for r in incremental}[landline][2:] == (2, 1, False, None)
+
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    shutil.copyfile(path, rebuilt)
+    dbt_build(
+        rebuilt, target, "--select", "int_identifiers_screened", "--full-refresh", command="run"
+    )
+    assert incremental == query(rebuilt, SCREENED_SQL)
