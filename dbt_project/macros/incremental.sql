@@ -195,12 +195,14 @@
 {%- endmacro %}
 
 
-{#- post-hook of int_identity_edges_built: the log of int_identifiers_extracted has two readers,
-    int_identifiers_screened (watermark _extracted_through) and this model (its last run,
-    _changed_at); a row both have taken in is done with. -#}
+{#- post-hook of int_identity_records_resolved, the last of the three readers of the log of
+    int_identifiers_extracted: int_identifiers_screened (watermark _extracted_through),
+    int_identity_edges_built (its last run, _changed_at) and this model (_resolved_at); a row
+    all three have taken in is done with. -#}
 {% macro identity_extracted_log_prune() -%}
     delete from {{ replaced_log_relation(ref('int_identifiers_extracted')) }}
-    where _replaced_at <= (select max(_changed_at) from {{ this }})
+    where _replaced_at <= (select max(_resolved_at) from {{ this }})
+        and _replaced_at <= (select max(_changed_at) from {{ ref('int_identity_edges_built') }})
         and _replaced_at <= (select max(_extracted_through) from {{ ref('int_identifiers_screened') }})
 {%- endmacro %}
 

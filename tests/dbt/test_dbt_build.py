@@ -487,3 +487,57 @@ def test_incremental_screening_follows_an_entity_to_identifiers_no_record_of_the
         rebuilt, target, "--select", "int_identifiers_screened", "--full-refresh", command="run"
     )
     assert incremental == query(rebuilt, SCREENED_SQL)
+
+
+# Day 1: two people's contacts give test@test.com, a blocked value, and an email event goes to
+# it: two homes, so the event stays on its own. Day 2: Bob's newer contact drops that address;
+# the event's one home is Ann's now, though neither her contact nor the event changed.
+RESOLVED_DAY_1 = {
+    "contacts/c-1.csv": CONTACTS_HEADER
+    + _contact("K-1", "Ann", "Lee", "test@test.com", "+14155550111", "2025-06-01T00:00:00Z")
+    + _contact("K-2", "Bob", "Kim", "test@test.com", "+14155550122", "2025-06-01T00:00:00Z"),
+    "email/e-1.jsonl": json.dumps(
+        {"event": "open", "email": "test@test.com", "timestamp": 1748736000, "sg_event_id": "t1"}
+    )
+    + "\n",
+}
+RESOLVED_DAY_2 = {
+    "contacts/c-2.csv": CONTACTS_HEADER
+    + _contact("K-2", "Bob", "Kim", "bob@example.com", "+14155550122", "2025-06-02T00:00:00Z"),
+}
+RESOLVED_SQL = (
+    "select record_key, anchor_node, component, is_attached_through_blocked "
+    "from intermediate.int_identity_records_resolved order by record_key"
+)
+
+
+def test_incremental_resolution_follows_a_blocked_identifier_a_record_lost(
+    tmp_path: Path,
+) -> None:
+    """A record attached through a blocked identifier is resolved again when another record
+    drops that identifier (int_identifiers_extracted's log says so; the identifier's other
+    records did not change): the event joins its one remaining home, as in a full rebuild."""
+    path, target = tmp_path / "crm360.duckdb", tmp_path / "target"
+    resolved = ("--select", "+int_identity_records_resolved", "--exclude", "resource_type:test")
+    load_landing(path, tmp_path / "landing", RESOLVED_DAY_1)
+    dbt_build(path, target, *resolved)
+    day_1 = {r[0]: r for r in query(path, RESOLVED_SQL)}
+    assert day_1["email:t1"][2:] == ("record:email:t1", False)
+
+    load_landing(path, tmp_path / "landing", RESOLVED_DAY_2)
+    dbt_build(path, target, *resolved)
+    incremental = query(path, RESOLVED_SQL)
+    day_2 = {r[0]: r for r in incremental}
+    assert day_2["email:t1"][2:] == (day_2["contacts:K-1"][2], True)
+    # every reader of the log took in what the day replaced: the log is empty again
+    assert query(path, "select count(*) from intermediate.int_identifiers_extracted__replaced") == [
+        (0,)
+    ]
+
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    shutil.copyfile(path, rebuilt)
+    dbt_build(
+        rebuilt, target, "--select", "int_identity_records_resolved", "--full-refresh",
+        command="run",
+    )  # fmt: skip
+    assert incremental == query(rebuilt, RESOLVED_SQL)

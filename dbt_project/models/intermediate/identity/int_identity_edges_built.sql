@@ -21,8 +21,8 @@
         run).
     An edge touching a changed node is carried by a record that carries that node, so the star
     edges of every record carrying a changed node (or anchored on one) hold every such edge. A
-    full rebuild gives the same rows. The post-hook deletes the extracted log rows that this
-    model and int_identifiers_screened have both taken in.
+    full rebuild gives the same rows. int_identity_records_resolved, the log's last reader,
+    deletes the extracted log rows that all of its readers have taken in.
 
     In that mode the match edges, the changed records and nodes, and the records to recompute
     are written to scratch tables first (<model>__cc_*, dropped by the post-hook): estimated as
@@ -38,10 +38,7 @@
         placeholder_column='node_l',
         on_schema_change='append_new_columns',
         pre_hook="{{ replaced_log_create(ref('int_identifiers_extracted'), ['record_key', 'identifier_key']) }}",
-        post_hook=[
-            "{{ identity_extracted_log_prune() }}",
-            "{{ identity_scratch_drop(['match_edges', 'changed_records', 'changed_nodes', 'records']) }}",
-        ],
+        post_hook="{{ identity_scratch_drop(['match_edges', 'changed_records', 'changed_nodes', 'records']) }}",
     )
 }}
 {%- set match_threshold = var('identity_match_threshold', 0.9) -%}
