@@ -423,7 +423,7 @@ def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, tmp_path):
             "identifier_key",
         ),
         "int_identity_records_anchored": (
-            "* exclude (_extracted_through, _screened_through)",
+            "* exclude (_extracted_through, _screened_through, _anchored_at)",
             "record_key",
         ),
         "int_identity_edges_built": ("* exclude (_changed_at)", "edge_key"),
