@@ -339,6 +339,15 @@ def _contact(contact_id: str, first: str, last: str, email: str, phone: str, upd
     )
 
 
+def _email_open(email: str, event_id: str) -> str:
+    return (
+        json.dumps(
+            {"event": "open", "email": email, "timestamp": 1748736000, "sg_event_id": event_id}
+        )
+        + "\n"
+    )
+
+
 # Day 1: five people, one CRM contact each (and Ana's email event).
 IDENTIFIERS_DAY_1 = {
     "contacts/c-1.csv": CONTACTS_HEADER
@@ -347,10 +356,7 @@ IDENTIFIERS_DAY_1 = {
     + _contact("K-3", "Cy", "Young", "cy@example.com", "+14155550100", "2025-06-01T00:00:00Z")
     + _contact("K-4", "Dee", "Park", "dee@example.com", "+14155550199", "2025-06-01T00:00:00Z")
     + _contact("K-5", "Fay", "Wu", "fay@example.com", "", "2025-06-01T00:00:00Z"),
-    "email/e-1.jsonl": json.dumps(
-        {"event": "open", "email": "ana@example.com", "timestamp": 1748736000, "sg_event_id": "x1"}
-    )
-    + "\n",
+    "email/e-1.jsonl": _email_open("ana@example.com", "x1"),
 }
 # Day 2: a guest order with Ana's email and Cy's phone merges them; Ben's newer version has
 # another email; Eve shares Dee's landline, which merge protection then blocks. Fay: nothing.
@@ -496,10 +502,7 @@ RESOLVED_DAY_1 = {
     "contacts/c-1.csv": CONTACTS_HEADER
     + _contact("K-1", "Ann", "Lee", "test@test.com", "+14155550111", "2025-06-01T00:00:00Z")
     + _contact("K-2", "Bob", "Kim", "test@test.com", "+14155550122", "2025-06-01T00:00:00Z"),
-    "email/e-1.jsonl": json.dumps(
-        {"event": "open", "email": "test@test.com", "timestamp": 1748736000, "sg_event_id": "t1"}
-    )
-    + "\n",
+    "email/e-1.jsonl": _email_open("test@test.com", "t1"),
 }
 RESOLVED_DAY_2 = {
     "contacts/c-2.csv": CONTACTS_HEADER
