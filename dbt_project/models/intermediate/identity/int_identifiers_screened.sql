@@ -57,6 +57,15 @@
 {%- set name_sources = var('identity_name_sources', ['contacts', 'orders']) -%}
 {%- set settings_hash = local_md5(tojson([limits, blocked_values, typo_distance, name_sources, model.raw_code])) -%}
 {%- set extracted_relation = ref('int_identifiers_extracted') -%}
+{#- the entity a named record speaks for, over its rows: its CRM contact, else its shop customer
+    (their identifier keys), else itself -#}
+{%- set entity_key -%}
+coalesce(
+            max(case when identifier_type = 'crm_contact_id' then identifier_key end),
+            max(case when identifier_type = 'shop_customer_id' then identifier_key end),
+            max({{ dbt.concat(["'record:'", "record_key"]) }})
+        )
+{%- endset -%}
 {#- full: a first build or --full-refresh; redo_all: everything, replacing the stored rows;
     changed: the identifiers that changed (see above) -#}
 {%- set mode = 'full' -%}
@@ -83,35 +92,32 @@
 with
 
 {% if mode == 'changed' -%}
--- records int_identifiers_extracted wrote or took identifiers from since this table's newest run
-changed_records as (
+-- the (record, identifier) pairs int_identifiers_extracted wrote or took away since this
+-- table's newest run
+changed_rows as (
 
-    select record_key
+    select record_key, identifier_key
     from {{ extracted_relation }}
     where _extracted_at > (select max(_extracted_through) from {{ this }})
 
-    union
+    union all
 
-    select record_key
+    select record_key, identifier_key
     from {{ replaced_log_relation(extracted_relation) }}
     where _replaced_at > (select max(_extracted_through) from {{ this }})
 
 ),
 
--- identifiers a record got or lost since this table's newest run
+changed_records as (
+
+    select distinct record_key from changed_rows
+
+),
+
+-- identifiers a record got or lost
 touched as (
 
-    select identifier_key
-    from {{ extracted_relation }}
-    where _extracted_at > (select max(_extracted_through) from {{ this }})
-        and identifier_key is not null
-
-    union
-
-    select identifier_key
-    from {{ replaced_log_relation(extracted_relation) }}
-    where _replaced_at > (select max(_extracted_through) from {{ this }})
-        and identifier_key is not null
+    select distinct identifier_key from changed_rows where identifier_key is not null
 
 ),
 
@@ -181,11 +187,7 @@ candidate_records as (
 candidate_entities as (
 
     select
-        coalesce(
-            max(case when identifier_type = 'crm_contact_id' then identifier_key end),
-            max(case when identifier_type = 'shop_customer_id' then identifier_key end),
-            max({{ dbt.concat(["'record:'", "record_key"]) }})
-        ) as entity_key
+        {{ entity_key }} as entity_key
     from named_rows
     where record_key in (select record_key from candidate_records)
     group by record_key
@@ -216,17 +218,12 @@ entity_rows as (
 ),
 
 {% endif -%}
--- the entity a named record speaks for: its CRM contact, else its shop customer (their identifier
--- keys), else itself
+-- each named record's entity, and its name
 record_entities as (
 
     select
         record_key,
-        coalesce(
-            max(case when identifier_type = 'crm_contact_id' then identifier_key end),
-            max(case when identifier_type = 'shop_customer_id' then identifier_key end),
-            max({{ dbt.concat(["'record:'", "record_key"]) }})
-        ) as entity_key,
+        {{ entity_key }} as entity_key,
         max(name_first) as name_first,
         max(name_last) as name_last
     from entity_rows

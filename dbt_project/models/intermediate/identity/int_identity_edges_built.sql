@@ -217,7 +217,7 @@ from {{ ref('int_identity_records_anchored') }}
 
         union
 
-        select substr(node, 8)
+        select substr(node, length('record:') + 1)
         from changed_nodes
         where node like 'record:%'
     )
