@@ -15,8 +15,9 @@
     model's code changed since it last passed (a view's old rows may read differently now), on
     `--full-refresh`, and when var `tests_scope` is `all` (`crm360 run --var tests_scope=all`).
     A scoped test trusts that rows it checked before did not change: a relationships test does
-    not see an old row whose parent a later run deleted. The new-day tests compare every incremental model with a full
-    rebuild for that; run with tests_scope=all to check whole tables again.
+    not see an old row whose parent a later run deleted. The new-day tests compare every
+    incremental model with a full rebuild for that; run with tests_scope=all to check whole
+    tables again.
 
     Passes are kept in audit.dbt_tests_passed (one row per test: its id, when it last passed and
     a hash of its definition and of the tested model's code then), created by on-run-start and

@@ -67,6 +67,15 @@ def dbt_build(
     return done
 
 
+def rebuilt_whole(warehouse: Path, target_path: Path, model: str, sql: str) -> list[tuple]:
+    """``sql`` on a copy of ``warehouse`` whose ``model`` was rebuilt with --full-refresh: what
+    an incremental run of the model must equal."""
+    rebuilt = warehouse.with_name("rebuilt.duckdb")
+    shutil.copyfile(warehouse, rebuilt)
+    dbt_build(rebuilt, target_path, "--select", model, "--full-refresh", command="run")
+    return query(rebuilt, sql)
+
+
 def query(warehouse: Path, sql: str) -> list[tuple]:
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         return conn.execute(sql).fetchall()
@@ -415,10 +424,7 @@ def test_incremental_customer_identifiers_equal_a_full_rebuild(tmp_path: Path) -
             "update marts.customer_identifiers set sources = 'contacts' where sources = '(day 1)'"
         )
     incremental = query(path, IDENTIFIERS_SQL)
-    rebuilt = tmp_path / "rebuilt.duckdb"
-    shutil.copyfile(path, rebuilt)
-    dbt_build(rebuilt, target, "--select", "customer_identifiers", "--full-refresh", command="run")
-    assert incremental == query(rebuilt, IDENTIFIERS_SQL)
+    assert incremental == rebuilt_whole(path, target, "customer_identifiers", IDENTIFIERS_SQL)
 
     # A table from before customer_assigned_at and _loaded_at existed: recomputed whole, once.
     upgraded = tmp_path / "upgraded.duckdb"
@@ -487,12 +493,7 @@ def test_incremental_screening_follows_an_entity_to_identifiers_no_record_of_the
     incremental = query(path, SCREENED_SQL)
     assert {r[0]: r for r in incremental}[landline][2:] == (2, 1, False, None)
 
-    rebuilt = tmp_path / "rebuilt.duckdb"
-    shutil.copyfile(path, rebuilt)
-    dbt_build(
-        rebuilt, target, "--select", "int_identifiers_screened", "--full-refresh", command="run"
-    )
-    assert incremental == query(rebuilt, SCREENED_SQL)
+    assert incremental == rebuilt_whole(path, target, "int_identifiers_screened", SCREENED_SQL)
 
 
 # Day 1: two people's contacts give test@test.com, a blocked value, and an email event goes to
@@ -537,10 +538,4 @@ def test_incremental_resolution_follows_a_blocked_identifier_a_record_lost(
         (0,)
     ]
 
-    rebuilt = tmp_path / "rebuilt.duckdb"
-    shutil.copyfile(path, rebuilt)
-    dbt_build(
-        rebuilt, target, "--select", "int_identity_records_resolved", "--full-refresh",
-        command="run",
-    )  # fmt: skip
-    assert incremental == query(rebuilt, RESOLVED_SQL)
+    assert incremental == rebuilt_whole(path, target, "int_identity_records_resolved", RESOLVED_SQL)
