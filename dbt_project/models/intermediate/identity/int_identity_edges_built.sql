@@ -4,7 +4,8 @@
       - identifier: a record carrying two or more linking identifiers ties each of them to its
         anchor (the smallest one): a star per record, deduplicated;
       - match: a probabilistic pair of int_record_matches_scored at or above var
-        identity_match_threshold ties the two records' anchors;
+        identity_match_threshold ties the anchors of both profiles' records (each to the
+        profile's hub, the hubs to each other);
       - node: a self edge for every linking identifier and identifier-less record, so that
         every node is in the graph even when nothing links it.
     node_l <= node_r; one row per edge.
@@ -66,41 +67,77 @@
     {%- endif -%}
 {%- endif -%}
 {%- set incremental = mode == 'changed' -%}
-{#- every match edge: few (CRM contacts and orders at or above the threshold). The anchors of the
-    matched records are looked up once, in one scan of int_identity_records_anchored, for both
-    sides of the pairs (a lookup per side scanned its 27 M rows twice at 1,000,000 people) -#}
+{#- every match edge: few (CRM contacts and orders at or above the threshold). A row of
+    int_record_matches_scored pairs two match profiles (or one with itself): every record of
+    one is the same person as every record of the other. Each matched profile's records are
+    tied to its hub (the smallest anchor among them), and the hubs of two matched profiles to
+    each other: the same components as an edge for every record pair, with edges growing with
+    the records, not their pairs (8.4 M record pairs at 1,000,000 people). The anchors are looked
+    up once, in one scan of int_identity_records_anchored. -#}
 {%- set match_edges_sql -%}
     with
 
     matches as (
 
-        select record_key_l, record_key_r
+        select profile_key_l, profile_key_r
         from {{ ref('int_record_matches_scored') }}
         where match_probability >= {{ match_threshold }}
 
     ),
 
-    matched_anchors as (
+    members as (
 
-        select record_key, anchor_node
-        from {{ ref('int_identity_records_anchored') }}
-        where record_key in (
-            select record_key_l from matches
+        select record_key, profile_key
+        from {{ ref('int_match_records_prepared') }}
+        where profile_key in (
+            select profile_key_l from matches
             union
-            select record_key_r from matches
+            select profile_key_r from matches
         )
+
+    ),
+
+    member_anchors as (
+
+        select members.profile_key, anchored.anchor_node
+        from members
+        inner join {{ ref('int_identity_records_anchored') }} as anchored
+            on members.record_key = anchored.record_key
+        where anchored.record_key in (select record_key from members)
+
+    ),
+
+    hubs as (
+
+        select profile_key, min(anchor_node) as hub_node
+        from member_anchors
+        group by profile_key
+
+    ),
+
+    ties as (
+
+        select hubs_l.hub_node as node_a, hubs_r.hub_node as node_b
+        from matches
+        inner join hubs as hubs_l
+            on matches.profile_key_l = hubs_l.profile_key
+        inner join hubs as hubs_r
+            on matches.profile_key_r = hubs_r.profile_key
+
+        union all
+
+        select hubs.hub_node, member_anchors.anchor_node
+        from member_anchors
+        inner join hubs
+            on member_anchors.profile_key = hubs.profile_key
 
     )
 
     select distinct
-        least(anchored_l.anchor_node, anchored_r.anchor_node) as node_l,
-        greatest(anchored_l.anchor_node, anchored_r.anchor_node) as node_r
-    from matches
-    inner join matched_anchors as anchored_l
-        on matches.record_key_l = anchored_l.record_key
-    inner join matched_anchors as anchored_r
-        on matches.record_key_r = anchored_r.record_key
-    where anchored_l.anchor_node <> anchored_r.anchor_node
+        least(node_a, node_b) as node_l,
+        greatest(node_a, node_b) as node_r
+    from ties
+    where node_a <> node_b
 {%- endset -%}
 {%- if incremental -%}
     {%- set scratch_match_edges = identity_components_scratch('match_edges') -%}

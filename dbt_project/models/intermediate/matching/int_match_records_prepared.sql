@@ -53,6 +53,15 @@
         {%- set mode = 'changed' -%}
     {%- endif -%}
 {%- endif -%}
+{#- The record's match profile: everything int_record_matches_scored compares or blocks on
+    (its PROFILE_COLUMNS, in this order), hashed. Records with one profile (a customer's orders
+    from one address) score alike against any record, so Splink scores each profile once. Each
+    part is '=' and the value, or '!' for NULL; parts are separated by '|'. -#}
+{%- set profile_columns = [
+    'first_name_norm', 'last_name_norm', 'first_name_canonical', 'full_name_key',
+    'first_name_is_cased', 'last_name_is_cased', 'address_norm', 'city_norm', 'postcode_key',
+    'address_key', 'date_of_birth', 'name_place_shared',
+] -%}
 {%- set columns = [
     'record_key', 'source', 'source_record_id', 'first_name_norm', 'last_name_norm',
     'first_name_canonical', 'full_name_key', 'first_name_is_cased', 'last_name_is_cased',
@@ -295,6 +304,13 @@ final as (
         records.{{ column }},
         {%- endfor %}
         shared_name_places.full_name_key is not null as name_place_shared,
+        {%- set parts = [] -%}
+        {%- for column in profile_columns -%}
+            {%- set value = 'shared_name_places.full_name_key is not null' if column == 'name_place_shared' else 'records.' ~ column -%}
+            {%- if not loop.first -%}{%- do parts.append("'|'") -%}{%- endif -%}
+            {%- do parts.append("coalesce(" ~ dbt.concat(["'='", "cast(" ~ value ~ " as " ~ dbt.type_string() ~ ")"]) ~ ", '!')") -%}
+        {%- endfor %}
+        {{ dbt.hash(dbt.concat(parts)) }} as profile_key,
         records._loaded_at,
         {{ settings_hash }} as _settings_hash
     from records
@@ -316,6 +332,7 @@ final as (
         {{ 'changed_keys.record_key' if column == 'record_key' else 'null' }} as {{ column }},
         {%- endfor %}
         null as name_place_shared,
+        null as profile_key,
         null as _loaded_at,
         null as _settings_hash
     from changed_keys

@@ -1,4 +1,4 @@
-"""Pairs of CRM contacts and orders that are probably the same person, scored by Splink.
+"""Pairs of match profiles of CRM contacts and orders that are probably one person, by Splink.
 
 A Fellegi-Sunter model over what records say about a person besides their identifiers: the
 name (order-insensitive, nicknames, one-letter typos, different scripts), the street address
@@ -9,9 +9,14 @@ counting them here as well would count the same evidence twice.
 Every parameter is fixed and documented below (m and u per level), except what is counted from
 the data without sampling: term frequencies of names, street addresses and postcodes, and the
 prior (how many pairs are matches, sized from pairs that share an email). Same input, same
-output; no EM, no random sample, so the cost is one pass over the blocked pairs. Records alike in
-everything compared (one customer's orders from one address) are scored once, as one profile,
-and expanded back to record pairs (PROFILE_COLUMNS): the same pairs and probabilities.
+output; no EM, no random sample, so the cost is one pass over the blocked pairs.
+
+Records alike in everything compared (one customer's orders from one address) share a profile
+(int_match_records_prepared.profile_key, PROFILE_COLUMNS) and are scored once, as that profile.
+A row pairs two profiles: every record of one matches every record of the other with the row's
+probability. A row pairing a profile with itself says its records match each other. Expanded to
+record pairs, at 1,000,000 people the 0.73M rows were 8.4M: writing, testing and reading those
+took about 6 s of a one-new-day build.
 
 The Splink backend follows the session dbt hands in: DuckDB (an in-memory connection, so that
 Splink's scratch tables never land in the warehouse) or Spark (dbt-spark runs Python models on
@@ -345,11 +350,11 @@ def term_frequency_sql(table: str, column: str) -> str:
     """
 
 
-# What Splink compares or blocks on. Records equal in all of these (a customer's forty orders
-# from one address) score alike against any other record, so Splink scores each distinct
-# profile once and the pairs are expanded back to records: at 1,000,000 people 2.07M records
-# are 1.10M profiles, and the orders of one person at one address no longer make a quadratic
-# number of candidate pairs to compare.
+# What Splink compares or blocks on: int_match_records_prepared hashes these columns, in this
+# order, into each record's profile_key. Records of one profile (a customer's forty orders from
+# one address) score alike against any other record, so Splink scores each distinct profile
+# once and pairs profiles, not records: at 1,000,000 people 2.07M records are 1.10M profiles,
+# and the orders of one person at one address no longer make a quadratic number of pairs.
 PROFILE_COLUMNS = [
     "first_name_norm", "last_name_norm", "first_name_canonical", "full_name_key",
     "first_name_is_cased", "last_name_is_cased", "address_norm", "city_norm", "postcode_key",
@@ -357,35 +362,33 @@ PROFILE_COLUMNS = [
 ]  # fmt: skip
 
 
+# What the model reads of each record: its profile, and the email that sizes the prior.
+RECORD_COLUMNS = ["profile_key", *PROFILE_COLUMNS, "email_normalized"]
+
+
 def profile_sql(table: str) -> dict[str, str]:
-    """Tables to create, in order: each record's profile, the profiles, and the profiles that
-    two of their records are compared within (twice, as P and P~, for a second Splink run that
-    blocks on the profile alone).
+    """Tables to create, in order: the profiles (one row each, keyed by profile_key as Splink's
+    record_key), and the profiles that two of their records are compared within (twice, as P
+    and P~, for a second Splink run that blocks on the profile alone).
 
     Two records of one profile are a candidate pair when a blocking rule holds between them,
     i.e. the rule with l and r both the profile: `twin_condition`.
     """
     columns = ", ".join(PROFILE_COLUMNS)
-    qualified = ", ".join(f"records.{column}" for column in PROFILE_COLUMNS)
+    # every record of a profile holds the same values: min() picks them, portably
+    values = ", ".join(f"min({column}) as {column}" for column in PROFILE_COLUMNS)
     both_sides = re.compile(r"\b[lr]\.")
     twin_condition = " or ".join(f"({both_sides.sub('', rule)})" for rule in BLOCKING_RULES)
     return {
-        "match_record_profiles": f"""
-            select
-                record_key,
-                cast(dense_rank() over (order by {columns}) as string) as profile_key
-            from {table}
-        """,
         "match_profiles": f"""
-            select distinct profiles.profile_key as record_key, {qualified}
-            from {table} as records
-            inner join match_record_profiles as profiles
-                on records.record_key = profiles.record_key
+            select profile_key as record_key, {values}
+            from {table}
+            group by profile_key
         """,
         "match_profile_twins": f"""
             with repeated as (
                 select profile_key
-                from match_record_profiles
+                from {table}
                 group by profile_key
                 having count(*) > 1
             ),
@@ -404,11 +407,10 @@ def profile_sql(table: str) -> dict[str, str]:
     }
 
 
-def records_sql(profile_pairs: str, twin_pairs: str) -> str:
-    """The scored profile pairs as record pairs: every record of one profile with every record
-    of the other, and the records of one profile with each other (its twin pair). In no
-    particular order: sorting the 8.6 million pairs of 1,000,000 people took 2.6 s of the
-    model's 10, and nothing reads them in order."""
+def pairs_sql(profile_pairs: str, twin_pairs: str) -> str:
+    """The model's rows: the scored pairs of two profiles, and each repeated profile with
+    itself (its records with each other). In no particular order: nothing reads them in
+    order."""
     return f"""
         with pairs as (
             select record_key_l as profile_l, record_key_r as profile_r,
@@ -419,17 +421,12 @@ def records_sql(profile_pairs: str, twin_pairs: str) -> str:
             from {twin_pairs}
         )
         select
-            least(records_l.record_key, records_r.record_key) as record_key_l,
-            greatest(records_l.record_key, records_r.record_key) as record_key_r,
-            cast(round(pairs.match_probability, 12) as double) as match_probability,
-            cast(round(pairs.match_weight, 9) as double) as match_weight
+            least(profile_l, profile_r) as profile_key_l,
+            greatest(profile_l, profile_r) as profile_key_r,
+            cast(round(match_probability, 12) as double) as match_probability,
+            cast(round(match_weight, 9) as double) as match_weight
         from pairs
-        inner join match_record_profiles as records_l
-            on pairs.profile_l = records_l.profile_key
-        inner join match_record_profiles as records_r
-            on pairs.profile_r = records_r.profile_key
-        where pairs.match_probability >= {MIN_PROBABILITY_WRITTEN}
-            and (pairs.profile_l <> pairs.profile_r or records_l.record_key < records_r.record_key)
+        where match_probability >= {MIN_PROBABILITY_WRITTEN}
     """
 
 
@@ -450,7 +447,8 @@ def _duckdb_api(session: Any, records: Any) -> tuple[Any, float]:
     limit = os.environ.get("CRM360_DUCKDB_MEMORY_LIMIT", "2GB")
     conn.execute("set memory_limit = ?", [limit]).fetchall()
     conn.execute("set temp_directory = ?", [scratch]).fetchall()
-    conn.register("match_records_arrow", records.to_arrow_table())
+    read = records.project(", ".join(RECORD_COLUMNS))
+    conn.register("match_records_arrow", read.to_arrow_table())
     conn.execute("create table match_records as select * from match_records_arrow").fetchall()
     conn.unregister("match_records_arrow")
     email_pairs, n = conn.execute(prior_sql("match_records")).fetchall()[0]
@@ -466,7 +464,7 @@ def _duckdb_api(session: Any, records: Any) -> tuple[Any, float]:
 def _spark_api(session: Any, records: Any) -> tuple[Any, float]:
     from splink import SparkAPI
 
-    records.createOrReplaceTempView("match_records")
+    records.select(*RECORD_COLUMNS).createOrReplaceTempView("match_records")
     row = session.sql(prior_sql("match_records")).collect()[0]
     for column in TF_COLUMNS:
         session.sql(term_frequency_sql("match_records", column)).createOrReplaceTempView(
@@ -503,7 +501,7 @@ def model(dbt: Any, session: Any) -> Any:
     profile_pairs = _predict(db_api, "match_profiles", prior, BLOCKING_RULES)
     twin_pairs = _predict(db_api, "match_profile_twins", prior, ["l.profile_base = r.profile_base"])
     # probabilities rounded to 12 places so float noise cannot tell two runs apart
-    final_sql = records_sql(profile_pairs.physical_name, twin_pairs.physical_name)
+    final_sql = pairs_sql(profile_pairs.physical_name, twin_pairs.physical_name)
     if _is_spark(session):
         return session.sql(final_sql)
     result = db_api.duckdb_con.sql(final_sql).to_arrow_table()
