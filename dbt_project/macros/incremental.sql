@@ -92,7 +92,11 @@
     key whose batch row is only a placeholder (NULL in the model's row id, placeholder_column)
     loses all its rows. For models grouped by a key whose rows can all disappear (a customer
     merged into another no longer has identifiers of its own): delete+insert alone would leave
-    such a key's old rows, since a key with no rows in the batch is not deleted.
+    such a key's old rows, since a key with no rows in the batch is not deleted. With config
+    log_replaced_keys, every key of the batch is also written, with the time of the run as
+    _replaced_at, to <model>__replaced (the log of replace_logged below): a reader that works
+    incrementally learns which keys were replaced, those left without rows too, from the batch
+    alone, without a scan of the table.
     DuckDB: delete, then insert the real rows, in the run's transaction. Spark needs
     insert_overwrite over a partition of the key: not written yet. -#}
 {% macro get_incremental_replace_keys_sql(arg_dict) -%}
@@ -108,6 +112,13 @@
         {{ exceptions.raise_compiler_error("replace_keys needs one unique_key column and config placeholder_column") }}
     {%- endif -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {%- if config.get('log_replaced_keys') %}
+    {{ replaced_log_create(target, [key]) }};
+
+    insert into {{ replaced_log_relation(target) }} ({{ key }}, _replaced_at)
+    select distinct {{ key }}, {{ identity_run_timestamp() }} from {{ source }};
+    {%- endif %}
+
     delete from {{ target }}
     where {{ key }} in (select {{ key }} from {{ source }});
 

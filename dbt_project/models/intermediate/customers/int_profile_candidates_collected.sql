@@ -18,7 +18,9 @@
         order: their values change, not their customer).
     Their rows are replaced whole (strategy replace_keys on customer_id, macros/incremental.sql):
     a customer merged into another keeps no rows, through a placeholder row (NULL record_key)
-    that is never inserted. A full rebuild gives the same rows.
+    that is never inserted. The customers a run replaced are logged in
+    int_profile_candidates_collected__replaced (log_replaced_keys), for
+    int_customer_profiles_survived. A full rebuild gives the same rows.
 -#}
 {{
     config(
@@ -26,6 +28,7 @@
         unique_key='customer_id',
         incremental_strategy='replace_keys',
         placeholder_column='record_key',
+        log_replaced_keys=true,
         on_schema_change='append_new_columns',
     )
 }}
