@@ -1,14 +1,38 @@
 {#- Convergence of the connected components: no edge of `edges` joins two nodes whose
     components differ (and every node of an edge has a component). Fails with the offending
-    edges. -#}
-{% test identity_components_converged(model, edges) %}
+    edges.
 
+    Given the columns that say when a row was written (`model_written_at`, `edges_written_at`),
+    it checks only the edges written since it last passed and those touching a node whose row
+    was written since, as the scoped tests of macros/test_scope.sql do, and every edge when
+    those say so: an edge checked before, neither of whose nodes changed component since,
+    still joins one component. -#}
+{% test identity_components_converged(model, edges, model_written_at=none, edges_written_at=none) %}
+{%- set since = tests_passed_at() if model_written_at and edges_written_at else none -%}
+
+{%- if since %}
+with written_nodes as (
+    select node from {{ model }} where {{ model_written_at }} > {{ since }}
+),
+
+scoped_edges as (
+    select node_l, node_r from {{ edges }}
+    where {{ edges_written_at }} > {{ since }}
+    union
+    select node_l, node_r from {{ edges }}
+    where node_l in (select node from written_nodes)
+    union
+    select node_l, node_r from {{ edges }}
+    where node_r in (select node from written_nodes)
+)
+
+{% endif -%}
 select
     edges.node_l,
     edges.node_r,
     components_l.component as component_l,
     components_r.component as component_r
-from {{ edges }} as edges
+from {{ 'scoped_edges' if since else edges }} as edges
 left join {{ model }} as components_l
     on edges.node_l = components_l.node
 left join {{ model }} as components_r

@@ -11,3 +11,15 @@
             _row_number desc nulls last
     ) = 1
 {% endmacro %}
+
+
+{#- A filter of `relation` (raw versions keyed by `key`): every version of the records that got
+    a version loaded since the newest _loaded_at of this model's table. For staging models that
+    recompute a record from all of its versions. -#}
+{% macro versions_of_reloaded(relation, key='id') %}
+    where {{ key }} in (
+        select {{ key }}
+        from {{ relation }}
+        where _loaded_at > {{ loaded_at_watermark('_loaded_at') }}
+    )
+{% endmacro %}

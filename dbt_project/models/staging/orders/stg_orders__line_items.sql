@@ -35,11 +35,7 @@ source as (
     select * from {{ source('raw', 'orders') }}
     {%- if changed_only %}
     -- every version of the orders that got a version since the last run
-    where id in (
-        select id
-        from {{ source('raw', 'orders') }}
-        where _loaded_at > {{ loaded_at_watermark('_loaded_at') }}
-    )
+    {{ versions_of_reloaded(source('raw', 'orders')) }}
     {%- endif %}
 
 ),
