@@ -50,6 +50,12 @@
 {%- set incremental = is_incremental() -%}
 {#- a table built before these columns existed: every customer is redone, once -#}
 {%- set watermarked = incremental and this_has_columns(['candidates_built_at', 'blocked_identifiers']) -%}
+{#- candidates rebuilt whole since (a --full-refresh of that model alone) logged no customers:
+    every customer is redone, so that one left without candidates still loses its row -#}
+{%- if watermarked and execute and this is not string -%}
+    {%- set watermarked = sql_holds(upstream_followed_since(
+        ref('int_profile_candidates_collected'), '_built_at', 'candidates_built_at')) -%}
+{%- endif -%}
 
 with
 
