@@ -283,7 +283,8 @@ def _pairs(warehouse: Path) -> list[tuple]:
 
 def test_profiles_are_the_records_alike_in_everything_compared(pipeline: dict) -> None:
     """profile_key (an md5 in int_match_records_prepared) groups exactly the records equal in
-    the columns the Splink model reads (PROFILE_COLUMNS), and no record pair stands twice."""
+    the columns the Splink model reads (PROFILE_COLUMNS); the model's rows are ordered pairs of
+    profiles, and the record pairs they stand for are ordered and none stands twice."""
     columns = ", ".join(PROFILE_COLUMNS)
     [(keys, tuples, pairs_of_both)] = query(
         pipeline["warehouse"],
@@ -292,7 +293,15 @@ def test_profiles_are_the_records_alike_in_everything_compared(pipeline: dict) -
         f"from intermediate.int_match_records_prepared)",
     )
     assert keys == tuples == pairs_of_both > 100
+    [(unordered,)] = query(
+        pipeline["warehouse"],
+        "select count(*) from intermediate.int_record_matches_scored "
+        "where not profile_key_l <= profile_key_r",
+    )
+    assert unordered == 0
     pairs = [(left, right) for left, right, *_ in _pairs(pipeline["warehouse"])]
+    assert pairs
+    assert all(left < right for left, right in pairs)
     assert len(set(pairs)) == len(pairs)
 
 

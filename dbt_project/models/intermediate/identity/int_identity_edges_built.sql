@@ -103,6 +103,7 @@
         from members
         inner join {{ ref('int_identity_records_anchored') }} as anchored
             on members.record_key = anchored.record_key
+        -- the semi join as well: DuckDB then filters the 27 M-row scan by the members' keys
         where anchored.record_key in (select record_key from members)
 
     ),
