@@ -176,6 +176,46 @@
 {%- endmacro %}
 
 
+{#- DuckDB: the stored rows to replace are found once, by their row ids (a scan of the key
+    column for the log and another for the delete took 0.6 s more of int_identifiers_extracted's
+    39 M rows at 1,000,000 people). -#}
+{% macro duckdb__replace_logged_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set key = arg_dict['unique_key'] -%}
+    {%- set logged = config.get('replaced_log_columns') -%}
+    {%- set placeholder = config.get('placeholder_column') -%}
+    {%- if not key or key is not string or not logged -%}
+        {{ exceptions.raise_compiler_error("replace_logged needs one unique_key column and config replaced_log_columns") }}
+    {%- endif -%}
+    {%- set log = replaced_log_relation(target) -%}
+    {%- set replaced = target.identifier ~ '__replacing' -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {{ replaced_log_create(target, logged) }};
+
+    create or replace temporary table {{ replaced }} as
+    select rowid as replaced_row_id, {{ logged | join(', ') }}
+    from {{ target }}
+    where {{ key }} in (select {{ key }} from {{ source }})
+        or {{ key }} is null;
+
+    insert into {{ log }} ({{ logged | join(', ') }}, _replaced_at)
+    select {{ logged | join(', ') }}, {{ identity_run_timestamp() }}
+    from {{ replaced }};
+
+    delete from {{ target }}
+    where rowid in (select replaced_row_id from {{ replaced }});
+
+    drop table {{ replaced }};
+
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }} from {{ source }}
+    {%- if placeholder %}
+    where {{ placeholder }} is not null
+    {%- endif %}
+{%- endmacro %}
+
+
 {#- The table in which strategy replace_logged keeps the rows it replaced, next to the model. -#}
 {% macro replaced_log_relation(model_relation) -%}
     {{ return(api.Relation.create(

@@ -302,17 +302,18 @@ def test_identity_map_holds_every_record_exactly_once_or_its_test_fails(
 
 def test_a_repeated_key_fails_its_unique_test(warehouse: Path, tmp_path: Path) -> None:
     """`unique` runs in two passes on DuckDB (macros/generic_tests.sql): hashes, then values.
-    A key written twice must still fail it, and name that one key. On customer_touchpoints it
+    A key written twice must still fail it, and name that one key. On customer_identifiers it
     checks the keys of the rows written since it last passed (macros/test_scope.sql): a
     duplicate older than that pass is out of its scope until var tests_scope is `all`."""
     copy = tmp_path / "crm360.duckdb"
     shutil.copyfile(warehouse, copy)
     with duckdb.connect(str(copy)) as conn:
         conn.execute(
-            "insert into marts.customer_touchpoints select * from marts.customer_touchpoints "
-            "where record_key = (select max(record_key) from marts.customer_touchpoints)"
+            "insert into marts.customer_identifiers select * from marts.customer_identifiers "
+            "where customer_identifier_id = "
+            "(select max(customer_identifier_id) from marts.customer_identifiers)"
         )
-    unique = ("--select", "customer_touchpoints,test_name:unique")
+    unique = ("--select", "customer_identifiers,test_name:unique")
 
     def fails(*args: str) -> bool:
         done = dbt_build(copy, tmp_path / "target", *unique, *args, command="test", check=False)
@@ -320,14 +321,14 @@ def test_a_repeated_key_fails_its_unique_test(warehouse: Path, tmp_path: Path) -
         if done.returncode == 0:
             assert "ERROR=0" in output
             return False
-        assert "Failure in test unique_customer_touchpoints_record_key" in output
+        assert "Failure in test unique_customer_identifiers_customer_identifier_id" in output
         assert "Got 1 result, configured to fail if != 0" in output
         return True
 
     assert not fails()  # both copies are as old as the build whose tests passed
     assert fails("--vars", "{tests_scope: all}")
     passes = "audit.dbt_tests_passed"
-    its = "where test_id like '%unique_customer_touchpoints_record%'"
+    its = "where test_id like '%unique_customer_identifiers_customer_identifier_id%'"
     with duckdb.connect(str(copy)) as conn:  # as if it had passed under another definition
         (definition,) = conn.execute(f"select definition_hash from {passes} {its}").fetchone()
         conn.execute(f"update {passes} set definition_hash = 'other' {its}")
@@ -335,10 +336,36 @@ def test_a_repeated_key_fails_its_unique_test(warehouse: Path, tmp_path: Path) -
     with duckdb.connect(str(copy)) as conn:  # ... and as if a later run had written the key again
         conn.execute(f"update {passes} set definition_hash = ? {its}", [definition])
         conn.execute(
-            "update marts.customer_touchpoints set _built_at = _built_at + interval 1 hour "
-            "where record_key = (select max(record_key) from marts.customer_touchpoints)"
+            "update marts.customer_identifiers set _built_at = _built_at + interval 1 hour "
+            "where customer_identifier_id = "
+            "(select max(customer_identifier_id) from marts.customer_identifiers)"
         )
     assert fails()
+
+
+def test_a_record_missing_from_the_timeline_fails_its_test(warehouse: Path, tmp_path: Path) -> None:
+    """customer_360 reads its customers' records from customer_touchpoints, so the timeline
+    must hold every record of identity_map exactly once (identity_every_record_once)."""
+    copy = tmp_path / "crm360.duckdb"
+    shutil.copyfile(warehouse, copy)
+    with duckdb.connect(str(copy)) as conn:
+        conn.execute(
+            "delete from marts.customer_touchpoints "
+            "where record_key = (select max(record_key) from marts.customer_touchpoints)"
+        )
+    done = dbt_build(
+        copy,
+        tmp_path / "target",
+        "--select",
+        "customer_touchpoints,test_name:identity_every_record_once",
+        "--vars",
+        "{tests_scope: all}",
+        command="test",
+        check=False,
+    )
+    assert done.returncode != 0
+    output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
+    assert "Failure in test identity_every_record_once_customer_touchpoints" in output
 
 
 def _contact(contact_id: str, first: str, last: str, email: str, phone: str, updated: str) -> str:

@@ -44,6 +44,7 @@
 }}
 
 -- depends_on: {{ ref('fct_web_events') }}
+-- depends_on: {{ ref('identity_map') }}
 {% set incremental = is_incremental() -%}
 {#- a table built before these columns existed: every customer is recomputed, once -#}
 {%- set watermarked = incremental and this_has_columns(['customer_assigned_at', '_loaded_at', '_built_at']) -%}
@@ -90,13 +91,22 @@ changed_customers as (
 ),
 
 {% endif %}
-identity_map as (
+touchpoints as (
 
-    select source, source_record_id, customer_id, assigned_at
-    from {{ ref('identity_map') }}
+    select * from {{ ref('customer_touchpoints') }}
     {% if incremental %}
     where customer_id in (select customer_id from changed_customers)
     {% endif %}
+
+),
+
+-- the customers' records as identity_map maps them: customer_touchpoints holds every record
+-- of identity_map with its customer_id and assigned_at, and is read here anyway (a second
+-- scan of identity_map's 27 M rows took 0.6 s at 1,000,000 people)
+identity_map as (
+
+    select source, source_record_id, customer_id, customer_assigned_at as assigned_at
+    from touchpoints
 
 ),
 
@@ -130,14 +140,6 @@ customers as (
 
 ),
 
-touchpoints as (
-
-    select * from {{ ref('customer_touchpoints') }}
-    {% if incremental %}
-    where customer_id in (select customer_id from changed_customers)
-    {% endif %}
-
-),
 
 profiles as (
 
