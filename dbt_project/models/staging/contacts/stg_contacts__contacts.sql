@@ -1,8 +1,8 @@
 {#- One row per contact: its current version (newest updated_at, then the later file and row).
 
     A table, not a view like the other staging models, as stg_orders__orders: as a view every
-    model and test that read it ranked every version of every contact again (a window over
-    1.5 M rows, read by six models and their tests, at 1,000,000 people).
+    model and test that read it took the current versions out of all 1.5 M of them again
+    (six models and their tests, at 1,000,000 people).
 
     Incremental: a run takes again the contacts with a version loaded since the newest
     _loaded_at here, from all their versions, and replaces their rows (unique key contact_id).
@@ -36,8 +36,7 @@ contact_versions as (
 
     select * from {{ versions }}
     {%- if changed_only %}
-    -- every version of the contacts that got a version since the last run (the filter is on
-    -- the versions' partition key, so it is applied before they are ranked)
+    -- every version of the contacts that got a version since the last run
     where contact_id in (
         select cast(contact_id as {{ dbt.type_string() }})
         from {{ source('raw', 'contacts') }}
