@@ -22,13 +22,7 @@
 {%- set versions_node = (graph.get('nodes') or {}).get('model.' ~ project_name ~ '.stg_contacts__contact_versions') if execute else none -%}
 {%- set versions_code = versions_node.raw_code if versions_node else '' -%}
 {%- set settings_hash = "'" ~ local_md5(model.raw_code ~ versions_code) ~ "'" -%}
-{%- set changed_only = false -%}
-{%- if is_incremental() and this is string -%}
-    {#- a unit test: `this` is its fixture -#}
-    {%- set changed_only = true -%}
-{%- elif is_incremental() and execute and this_has_columns(['_loaded_at', '_settings_hash']) -%}
-    {%- set changed_only = stored_settings_match(settings_hash) -%}
-{%- endif %}
+{%- set changed_only = reloaded_only(settings_hash) %}
 
 with
 

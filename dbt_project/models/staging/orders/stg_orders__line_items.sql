@@ -20,13 +20,7 @@
     )
 }}
 {%- set settings_hash = "'" ~ local_md5(model.raw_code) ~ "'" -%}
-{%- set changed_only = false -%}
-{%- if is_incremental() and this is string -%}
-    {#- a unit test: `this` is its fixture -#}
-    {%- set changed_only = true -%}
-{%- elif is_incremental() and execute and this_has_columns(['_loaded_at', '_settings_hash']) -%}
-    {%- set changed_only = stored_settings_match(settings_hash) -%}
-{%- endif %}
+{%- set changed_only = reloaded_only(settings_hash) %}
 
 with
 

@@ -27,10 +27,7 @@
     model.raw_code ~ reporting_currency, ref('currency_rates'),
     dbt.concat(['currency', "'='", 'cast(rate_to_usd as ' ~ dbt.type_string() ~ ')']), 'currency'
 ) -%}
-{%- set changed_only = false -%}
-{%- if is_incremental() and execute and this is not string and this_has_columns(['_settings_hash']) -%}
-    {%- set changed_only = stored_settings_match(settings_hash) -%}
-{%- endif %}
+{%- set changed_only = reloaded_only(settings_hash) %}
 
 with
 
