@@ -97,3 +97,10 @@
         and levenshtein({{ a }}, {{ b }}) <= {{ distance }}
     ))
 {%- endmacro %}
+
+
+{#- A record's key in the identity tables: its source (the landing folder), ':' and its id in
+    that source, as text. SQL expressions in, one expression out. -#}
+{% macro identity_record_key(source_sql, source_record_id_sql) -%}
+    {{ dbt.concat([source_sql, "':'", source_record_id_sql]) }}
+{%- endmacro %}

@@ -365,7 +365,7 @@ valid as (
 keyed as (
 
     select
-        {{ dbt.concat(["source", "':'", "source_record_id"]) }} as record_key,
+        {{ identity_record_key('source', 'source_record_id') }} as record_key,
         source,
         source_record_id,
         name_first,

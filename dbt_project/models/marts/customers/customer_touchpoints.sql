@@ -98,7 +98,7 @@ changed_map as (
     where assigned_at > {{ loaded_at_watermark('customer_assigned_at') }}
         or record_key in (
             {%- for channel in channels %}
-            select {{ dbt.concat(["'" ~ channel.source ~ "'", "':'", "cast(" ~ channel.record_id ~ " as " ~ text ~ ")"]) }}
+            select {{ identity_record_key("'" ~ channel.source ~ "'", "cast(" ~ channel.record_id ~ " as " ~ text ~ ")") }}
             from {{ channel.relation }}
             where _loaded_at > {{ loaded_at_watermark('_loaded_at') }}
             {% if not loop.last %}union all{% endif %}
