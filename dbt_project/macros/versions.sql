@@ -13,9 +13,9 @@
 {% endmacro %}
 
 
-{#- A filter of `relation` (raw versions keyed by `key`): every version of the records that got
-    a version loaded since the newest _loaded_at of this model's table. For staging models that
-    recompute a record from all of its versions. -#}
+{#- A filter of `relation` (versions keyed by `key`: raw, or a staging table of them): every
+    version of the records that got a version loaded since the newest _loaded_at of this
+    model's table. For staging models that recompute a record from all of its versions. -#}
 {% macro versions_of_reloaded(relation, key='id') %}
     where {{ key }} in (
         select {{ key }}

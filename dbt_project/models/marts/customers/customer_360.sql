@@ -140,7 +140,6 @@ customers as (
 
 ),
 
-
 profiles as (
 
     select * from {{ ref('int_customer_profiles_survived') }}

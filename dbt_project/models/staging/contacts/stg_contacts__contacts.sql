@@ -31,11 +31,7 @@ contact_versions as (
     select * from {{ versions }}
     {%- if changed_only %}
     -- every version of the contacts that got a version since the last run
-    where contact_id in (
-        select cast(contact_id as {{ dbt.type_string() }})
-        from {{ source('raw', 'contacts') }}
-        where _loaded_at > {{ loaded_at_watermark('_loaded_at') }}
-    )
+    {{ versions_of_reloaded(versions, 'contact_id') }}
     {%- endif %}
 
 ),
