@@ -13,8 +13,8 @@ dbt runs as Dagster runs it, a `dbt build` subprocess on the warehouse file that
 project's partial parse (`dbt parse` once, as the pipeline does when it loads); one build of the
 whole project, where the pipeline runs one per stage (seeds, staging, identity, marts), one stage
 after the other: here a model of a later stage may start beside one of an earlier stage, so the
-pipeline's dbt steps can take longer than the build timed here (not measured yet). Reports wall time
-per phase, the ten slowest models of each build (from dbt's run_results.json; the JSON has
+pipeline's dbt steps can take longer than the build timed here (not measured yet). Reports wall
+time per phase, the ten slowest models of each build (from dbt's run_results.json; the JSON has
 every model's time), the peak memory of the dbt process tree, the ratio incremental / full
 (target: under 10% at 1M people), the time quality gates add as a share of the pipeline
 (target: under 15%), publish's share (target: under 10%), and the time the segment, value and
