@@ -175,7 +175,7 @@ normalised as (
 keyed as (
 
     select
-        {{ dbt.concat(["normalised.source", "':'", "normalised.source_record_id"]) }} as record_key,
+        {{ identity_record_key('normalised.source', 'normalised.source_record_id') }} as record_key,
         normalised.source,
         normalised.source_record_id,
         normalised.first_name_norm,
@@ -234,7 +234,7 @@ records as (
 -- the records this run prepares again: loaded since (redo_all: every record, stored or not)
 changed_keys as (
 
-    select {{ dbt.concat(["source", "':'", "source_record_id"]) }} as record_key
+    select {{ identity_record_key('source', 'source_record_id') }} as record_key
     from unioned
     {%- if mode == 'redo_all' %}
 
