@@ -25,6 +25,7 @@ import multiprocessing as mp
 import os
 import random
 import shutil
+import signal
 import time
 import zlib
 from collections import deque
@@ -148,6 +149,15 @@ def run_chunk(
 
 def _run_chunk_args(args: tuple[int, int, int, float, float]):
     return run_chunk(*args)
+
+
+def _worker_signals() -> None:
+    """A forked worker inherits its parent's Python signal handlers: after an in-process Dagster
+    run, SIGTERM raises KeyboardInterrupt where the interpreter happens to be, and Dagster may
+    even have replaced it by a handler that only sets a flag. ``Pool.terminate`` (on an error)
+    ends a worker at once with the defaults."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 # ------------------------------------------------------------------------------------------
@@ -291,7 +301,10 @@ def generate(
     else:
         methods = mp.get_all_start_methods()
         ctx = mp.get_context("fork" if "fork" in methods else "spawn")
-        with ctx.Pool(workers) as pool:
+        # The workers end by close() and join(), not by the SIGTERM of Pool.__exit__: seen once
+        # in the test suite, one worker had died of it and the other waited for ever on the task
+        # queue's lock, and so did the parent, joining it.
+        with ctx.Pool(workers, initializer=_worker_signals) as pool:
             pending: deque = deque()
             it = iter(tasks)
             for task in it:  # keep a bounded number of chunks in flight
@@ -304,6 +317,8 @@ def generate(
                 done_task, res = pending.popleft()
                 parts, *pp = res.get()
                 truth.consume(parts, (*pp, done_task[2] - done_task[1]))
+            pool.close()
+            pool.join()
     table = truth.finish(seed)
     _write_files_csv(out_dir, table)
     summary = GenerateSummary(
