@@ -86,6 +86,34 @@ def _stage_selection(manifest: Path, stage: str) -> str:
     )
 
 
+TARGET_FOLDER = "dbt_target"
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def stage_target(warehouse: Path, stage: str) -> Path:
+    """The target folder of a stage's `dbt build`: ``dbt_target/<stage>/`` beside the warehouse,
+    emptied, with the newest ``partial_parse.msgpack`` any stage of this warehouse left.
+
+    dbt parses the project again from scratch when the profile differs from the one its partial
+    parse was made with, and the profile holds the warehouse's path: the project's own parse
+    (``_ensure_manifest``, which dagster-dbt copies into a step's target folder when it holds
+    none) serves one warehouse only. A step that starts from its warehouse's last parse re-reads
+    only what changed since: on a 5-row landing a step's dbt took 6.5 s from its start to
+    "Found 43 models" after a full parse. Each stage keeps its last run's artifacts (dbt.log,
+    run_results.json, manifest.json, compiled SQL) until its next run, with the warehouse's
+    other outputs (like ``dbt_docs/``), not a folder per run in the project."""
+    root = warehouse.parent / TARGET_FOLDER
+    parsed = list(root.glob(f"*/{PARTIAL_PARSE}"))
+    newest = max(parsed, key=lambda p: p.stat().st_mtime_ns, default=None)
+    kept = newest.read_bytes() if newest else None
+    target = root / stage
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    if kept is not None:
+        (target / PARTIAL_PARSE).write_bytes(kept)
+    return target
+
+
 DOCS_FOLDER = "dbt_docs"
 DOCS_FILES = {
     "static_index.html": "index.html",
@@ -195,7 +223,7 @@ def _stage_assets(stage: str):
         dbt_vars = json.dumps(project_vars.values) if project_vars.values else ""
         if dbt_vars:
             args += ["--vars", dbt_vars]
-        build = dbt.cli(args, context=context)
+        build = dbt.cli(args, context=context, target_path=stage_target(path, stage))
         yield from build.stream()
         if stage == DOCS_STAGE:
             started, folder = time.perf_counter(), path.parent / DOCS_FOLDER
