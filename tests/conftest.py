@@ -98,6 +98,17 @@ def _build_long_pipeline(root: Path) -> dict:
 BUILDERS = {"pipeline": (_build_pipeline, "e2e"), "long_pipeline": (_build_long_pipeline, "long")}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The test files that need none of the session's pipelines run first, while the pipelines
+    are being built (_pipelines_started), instead of after the first test that waits for one.
+    A file moves whole, so that its module fixtures are made once; the order is otherwise
+    kept."""
+    needs_pipeline = {
+        item.path for item in items if any(name in item.fixturenames for name in BUILDERS)
+    }
+    items.sort(key=lambda item: item.path in needs_pipeline)  # stable
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _pipelines_started(request, tmp_path_factory) -> Iterator[dict[str, Future]]:
     """Starts the pipelines the selected tests need at the beginning of the session, side by
