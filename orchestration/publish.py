@@ -500,7 +500,7 @@ def _write_file_apart(plan: Mapping, aside: Path) -> None:
             "-c",
             "import sys; from orchestration.publish import write_file_main; "
             "sys.exit(write_file_main())",
-        ],  # fmt: skip
+        ],
         input=json.dumps({**plan, "aside": str(aside)}),
         capture_output=True,
         text=True,
