@@ -523,6 +523,10 @@ def write_file(plan: Mapping, aside: Path) -> None:
     from ingestion.warehouse import connect
 
     with connect(aside) as conn:  # UTC, within the pipeline's memory limit, always closed
+        # Kept in order, a parallel read of a Parquet file is inserted batch by batch into part
+        # filled row groups: at 1,000,000 people fct_web_events took 150 row groups, 1,525 MB
+        # and 29.9 s instead of 115, 1,072 MB and 19.9 s. Readers get no order from a table.
+        conn.execute("SET preserve_insertion_order = false")
         for schema in plan["schemas"]:
             conn.execute(f"CREATE SCHEMA {schema}")
         for item in plan["tables"]:
