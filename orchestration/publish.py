@@ -400,6 +400,37 @@ def _build_parquet(
         for schema in schemas:
             conn.execute(f"CREATE SCHEMA {schema}")
             (folder / schema).mkdir()
+
+        def emit(table, expected, plain, schema, schema_types, select, params=None, copy_of=None):
+            """One published ``table`` in ``schema``: its Parquet file (written, or a copy of
+            schema ``copy_of``'s), checked against the warehouse's ``expected`` row count,
+            readable by the leak check, and planned for the DuckDB file."""
+            out = folder / schema / f"{table}.parquet"
+            if copy_of is None:
+                got = _write_parquet(conn, select, out, params)
+            else:
+                shutil.copyfile(folder / copy_of / f"{table}.parquet", out)
+                got = expected
+            if got != expected:
+                raise PublishError(
+                    f"{schema}.{table} has {got} rows in the copy, the warehouse {expected}"
+                )
+            rows[f"{schema}.{table}"] = got
+            conn.execute(
+                f"CREATE VIEW {schema}.{_q(table)} AS FROM read_parquet('{_sql_text(str(out))}')"
+            )
+            view_of = f"{copy_of}.{_q(table)}" if copy_of else None
+            planned.append(
+                {
+                    "schema": schema,
+                    "table": table,
+                    "types": schema_types,
+                    "plain": plain,
+                    "parquet": str(out),
+                    "view_of": view_of,
+                }
+            )
+
         for table in sorted(set(tables)):
             types = _column_types(conn, table)
             columns = list(types)
@@ -411,49 +442,30 @@ def _build_parquet(
             source = f"wh.marts.{_q(table)}"
             expected = conn.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
             plain = sorted(_unique_text_columns(conn, source, types))
-            copies: list[tuple[str, dict[str, str], str, Mapping[str, bytes] | None]] = []
-            shared = False
+
             if IDENTIFIED_SCHEMA in schemas:
-                copies.append((IDENTIFIED_SCHEMA, types, f"FROM {source}", None))
+                emit(table, expected, plain, IDENTIFIED_SCHEMA, types, f"FROM {source}")
             if PSEUDONYMISED_SCHEMA in schemas:
                 hidden = pii_columns_of(table, columns, overrides)
                 pii[table] = hidden
-                select, params = _pseudonymised_select(
-                    conn, source, columns, hidden, {"ipad": ipad, "opad": opad}
-                )
-                hidden_types = {c: "VARCHAR" if c in hidden else t for c, t in types.items()}
-                # nothing to hide beside the raw copy: one table serves both schemas
-                shared = not hidden and IDENTIFIED_SCHEMA in schemas
-                copies.append((PSEUDONYMISED_SCHEMA, hidden_types, select, params))
-            for schema, schema_types, select, params in copies:
-                out = folder / schema / f"{table}.parquet"
-                view_of = None
-                if schema == PSEUDONYMISED_SCHEMA and shared:
-                    shutil.copyfile(folder / IDENTIFIED_SCHEMA / f"{table}.parquet", out)
-                    view_of = f"{IDENTIFIED_SCHEMA}.{_q(table)}"
-                    got = expected
-                else:
-                    got = _write_parquet(conn, select, out, params)
-                if got != expected:
-                    raise PublishError(
-                        f"{schema}.{table} has {got} rows in the copy, the warehouse {expected}"
+                if not hidden and IDENTIFIED_SCHEMA in schemas:
+                    # nothing to hide beside the raw copy: one table serves both schemas
+                    emit(
+                        table,
+                        expected,
+                        plain,
+                        PSEUDONYMISED_SCHEMA,
+                        types,
+                        None,
+                        copy_of=IDENTIFIED_SCHEMA,
                     )
-                rows[f"{schema}.{table}"] = got
-                conn.execute(
-                    f"CREATE VIEW {schema}.{_q(table)} AS "
-                    f"FROM read_parquet('{_sql_text(str(out))}')"
-                )
-                planned.append(
-                    {
-                        "schema": schema,
-                        "table": table,
-                        "types": schema_types,
-                        "plain": plain,
-                        "parquet": str(out),
-                        "view_of": view_of,
-                    }
-                )
-            conn.execute("DROP TABLE IF EXISTS _pseudonyms")
+                else:
+                    select, params = _pseudonymised_select(
+                        conn, source, columns, hidden, {"ipad": ipad, "opad": opad}
+                    )
+                    hidden_types = {c: "VARCHAR" if c in hidden else t for c, t in types.items()}
+                    emit(table, expected, plain, PSEUDONYMISED_SCHEMA, hidden_types, select, params)
+                    conn.execute("DROP TABLE IF EXISTS _pseudonyms")
         if PSEUDONYMISED_SCHEMA in schemas:
             leaks = identifier_leaks(conn, PSEUDONYMISED_SCHEMA, sorted(set(tables)))
             if leaks:
