@@ -8,20 +8,29 @@ import gzip
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import duckdb
 
 REPO = Path(__file__).resolve().parents[1]
 
+SESSION_ENV = dict(os.environ)
+"""The environment the test session started with (this module is imported before any test
+runs): what a run started in the background sees."""
+
 
 def crm360(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    """`crm360 ARGS` in its own process, as a user runs it."""
+    """`crm360 ARGS` in its own process, as a user runs it. Started from a background thread
+    (conftest's session runs), it gets the session's starting environment, not whatever a test
+    in the main thread has set meanwhile (an in-process `crm360 run --publish` sets
+    CRM360_PUBLISHED for the rest of its process, until the test ends)."""
+    base = os.environ if threading.current_thread() is threading.main_thread() else SESSION_ENV
     return subprocess.run(
         [sys.executable, "-m", "orchestration.cli", *args],
         capture_output=True,
         text=True,
-        env={**os.environ, **(env_extra or {})},
+        env={**base, **(env_extra or {})},
         cwd=REPO,
     )
 

@@ -2,7 +2,8 @@
 rebuilt, and the marts keep the last good data; a shifted batch warns and the run goes on.
 
 Each `crm360 run` costs a minute or more before it reads a row, so the module makes two, on
-copies of the session pipeline's landing folder and warehouse (the last good state):
+copies of the session pipeline's landing folder and warehouse (the last good state), in the
+background while other tests run (AFTER_PIPELINE):
 
 - broken: an orders export with a renamed column, an order from the future and a CRM contact
   reusing another contact's id, three faults that three expectations of the raw stage catch
@@ -170,16 +171,23 @@ def _run(pipeline: dict, root: Path, land) -> Run:
     return Run(landing, warehouse, process, before, before_metrics)
 
 
+# Made in the background as soon as the session's pipeline is built (conftest.py).
+AFTER_PIPELINE = {
+    "shifted": lambda pipeline, root: _run(pipeline, root, land_shifted),
+    "broken": lambda pipeline, root: _run(pipeline, root, land_broken),
+}
+
+
 @pytest.fixture(scope="module")
-def broken(pipeline, tmp_path_factory) -> Run:
-    run = _run(pipeline, tmp_path_factory.mktemp("broken"), land_broken)
+def broken(background) -> Run:
+    run = background["broken"].result()
     assert run.process.returncode == 1, run.process.stdout[-4000:] + run.process.stderr[-2000:]
     return run
 
 
 @pytest.fixture(scope="module")
-def shifted(pipeline, tmp_path_factory) -> Run:
-    run = _run(pipeline, tmp_path_factory.mktemp("shifted"), land_shifted)
+def shifted(background) -> Run:
+    run = background["shifted"].result()
     assert run.process.returncode == 0, run.process.stdout[-4000:] + run.process.stderr[-2000:]
     return run
 

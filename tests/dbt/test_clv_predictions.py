@@ -14,10 +14,8 @@ expected purchases in 90 days against 2.47.
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import subprocess
-import sys
 from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
@@ -28,9 +26,9 @@ import polars as pl
 import pytest
 
 from analytics import clv
-from tests.pipeline import REPO, truth_people, truth_records
+from tests.dbt.runner import PROJECT_DIR, dbt_build
+from tests.pipeline import truth_people, truth_records
 
-PROJECT_DIR = REPO / "dbt_project"
 PREDICTIONS_DIR = PROJECT_DIR / "models" / "marts" / "predictions"
 
 EXPECTED_PARAMETERS = {
@@ -70,29 +68,8 @@ def dbt_build_predictions(
     warehouse: Path, target_path: Path, vars_yaml: str | None = None
 ) -> subprocess.CompletedProcess:
     """`dbt build --select marts.predictions` in its own process, on the given warehouse."""
-    args = [
-        str(Path(sys.executable).with_name("dbt")),
-        "build",
-        "--select",
-        "marts.predictions",
-        "--project-dir",
-        str(PROJECT_DIR),
-        "--profiles-dir",
-        str(PROJECT_DIR),
-        "--target-path",
-        str(target_path),
-        "--log-path",
-        str(target_path / "logs"),
-    ]
-    if vars_yaml:
-        args += ["--vars", vars_yaml]
-    return subprocess.run(
-        args,
-        env={**os.environ, "CRM360_WAREHOUSE": str(warehouse)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    args = ["--select", "marts.predictions", *(["--vars", vars_yaml] if vars_yaml else [])]
+    return dbt_build(warehouse, target_path, *args, check=False, timeout=300)
 
 
 def rebuilt_copy(pipeline: dict, tmp_path: Path, vars_yaml: str) -> Path:

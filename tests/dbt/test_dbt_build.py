@@ -9,11 +9,8 @@ asserted are computed by hand in the comments.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -25,8 +22,7 @@ from ingestion.loader import load_source
 from ingestion.sources import SOURCES
 from ingestion.warehouse import connect, ensure_schema
 from tests.dbt.landing_fixture import CONTACTS_HEADER, DAY_1, DAY_2, write_landing
-
-PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+from tests.dbt.runner import dbt_build
 
 
 def load_landing(warehouse: Path, landing: Path, files: dict[str, str]) -> None:
@@ -37,40 +33,11 @@ def load_landing(warehouse: Path, landing: Path, files: dict[str, str]) -> None:
             load_source(conn, source, landing)
 
 
-def dbt_build(
-    warehouse: Path, target_path: Path, *args: str, command: str = "build", check: bool = True
-) -> subprocess.CompletedProcess:
-    """`dbt build` (or ``command``) in its own process, as Dagster runs it (dbt keeps DuckDB
-    open in-process); with ``check``, a failure fails the test."""
-    dbt = Path(sys.executable).with_name("dbt")
-    done = subprocess.run(
-        [
-            str(dbt),
-            command,
-            "--project-dir",
-            str(PROJECT_DIR),
-            "--profiles-dir",
-            str(PROJECT_DIR),
-            "--target-path",
-            str(target_path),
-            "--log-path",
-            str(target_path / "logs"),
-            *args,
-        ],
-        env={**os.environ, "CRM360_WAREHOUSE": str(warehouse)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if check:
-        assert done.returncode == 0, f"dbt failed:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
-    return done
-
-
 def rebuilt_whole(warehouse: Path, target_path: Path, model: str, sql: str) -> list[tuple]:
     """``sql`` on a copy of ``warehouse`` whose ``model`` was rebuilt with --full-refresh: what
     an incremental run of the model must equal."""
-    rebuilt = warehouse.with_name("rebuilt.duckdb")
+    rebuilt = warehouse.parent / "rebuilt" / warehouse.name  # the name: see dbt_build
+    rebuilt.parent.mkdir()
     shutil.copyfile(warehouse, rebuilt)
     dbt_build(rebuilt, target_path, "--select", model, "--full-refresh", command="run")
     return query(rebuilt, sql)
@@ -213,6 +180,28 @@ def test_late_event_reforms_sessions(built: Built) -> None:
         ("a-9", "w-8", None, 1),
         ("user:8002", "w-6", "8002", 1),
     ]
+
+
+def test_dbt_unit_tests(warehouse: Path, tmp_path: Path) -> None:
+    """Every unit test of the project (models' SQL on fixed inputs, in the models' YAML) passes;
+    they run here once, not in each build of these tests or of the pipeline. They read the
+    column types of the models' inputs, which the built warehouse has."""
+    copy = tmp_path / warehouse.name
+    shutil.copyfile(warehouse, copy)
+    done = dbt_build(
+        copy, tmp_path / "target", "--select", "test_type:unit", command="test", check=False
+    )
+    results = [
+        r
+        for r in json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
+        if r["unique_id"].startswith("unit_test.")
+    ]
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    failed = {r["unique_id"]: r["message"] for r in results if r["status"] != "pass"}
+    assert failed == {}, done.stdout[-6000:]
+    assert done.returncode == 0, done.stdout[-6000:]
+    assert sorted(r["unique_id"] for r in results) == sorted(manifest["unit_tests"])
+    assert len(results) >= 30
 
 
 def test_money_too_large_for_its_column_is_null_not_a_failed_build(tmp_path: Path) -> None:
@@ -454,7 +443,8 @@ def test_incremental_customer_identifiers_equal_a_full_rebuild(tmp_path: Path) -
     assert incremental == rebuilt_whole(path, target, "customer_identifiers", IDENTIFIERS_SQL)
 
     # A table from before customer_assigned_at and _loaded_at existed: recomputed whole, once.
-    upgraded = tmp_path / "upgraded.duckdb"
+    upgraded = tmp_path / "upgraded" / path.name
+    upgraded.parent.mkdir()
     shutil.copyfile(path, upgraded)
     with duckdb.connect(str(upgraded)) as conn:
         conn.execute("alter table marts.customer_identifiers drop column customer_assigned_at")

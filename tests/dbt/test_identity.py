@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.dbt.test_dbt_build import dbt_build
+from tests.dbt.runner import dbt_build
 from tests.pipeline import crm360
 
 # What each source's records carry, from staging: (record key SQL, identifier expressions).
@@ -256,12 +256,14 @@ def test_second_run_gives_identical_customer_ids(pipeline):
     assert first and first == second
 
 
-def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, tmp_path):
-    landing, warehouse = tmp_path / "landing", tmp_path / "crm360.duckdb"
+def _next_day(pipeline: dict, root: Path) -> Path:
+    """The session pipeline's warehouse (copied) after a `crm360 run` of one more day of the
+    same generated world."""
+    landing, warehouse = root / "landing", root / "crm360.duckdb"
     shutil.copytree(pipeline["landing"], landing)
     shutil.copy(pipeline["warehouse"], warehouse)
-    env = {"DAGSTER_HOME": str(tmp_path / "dagster_home")}
-    (tmp_path / "dagster_home").mkdir()
+    env = {"DAGSTER_HOME": str(root / "dagster_home")}
+    (root / "dagster_home").mkdir()
     generated = crm360(
         "generate", "--out", str(landing), "--people", str(pipeline["people"]),
         "--days", str(pipeline["days"] + 1), "--seed", str(pipeline["seed"]), env_extra=env,
@@ -273,6 +275,20 @@ def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, tmp_path):
         "--var", "compact_dead_share=0", env_extra=env,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stdout[-8000:] + ran.stderr[-4000:]
+    return warehouse
+
+
+# Made in the background as soon as the session's pipeline is built (conftest.py).
+AFTER_PIPELINE = {"next_day": _next_day}
+
+
+@pytest.fixture(scope="module")
+def next_day(background) -> Path:
+    return background["next_day"].result()
+
+
+def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, next_day, tmp_path):
+    warehouse = next_day
 
     con = duckdb.connect()
     con.execute(f"attach '{pipeline['warehouse']}' as old (read_only)")
@@ -452,7 +468,8 @@ def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, tmp_path):
     }
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         incremental = {model: conn.execute(sql).fetchall() for model, sql in queries.items()}
-    rebuilt = tmp_path / "rebuilt.duckdb"
+    rebuilt = tmp_path / "rebuilt" / warehouse.name  # the name: see dbt_build
+    rebuilt.parent.mkdir()
     shutil.copyfile(warehouse, rebuilt)
     dbt_build(rebuilt, tmp_path / "target", "--select", *compared, "--full-refresh", command="run")
     with duckdb.connect(str(rebuilt), read_only=True) as conn:

@@ -20,7 +20,8 @@ from types import ModuleType
 import pytest
 import yaml
 
-from tests.dbt.test_dbt_build import PROJECT_DIR, dbt_build, load_landing, query
+from tests.dbt.runner import PROJECT_DIR, dbt_build
+from tests.dbt.test_dbt_build import load_landing, query
 from tests.pipeline import truth_records
 
 
@@ -233,7 +234,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], fl
         "contacts/export-2025-06-01.csv": _contacts_csv(_rows(CASES) + crowd_contacts),
         "orders/orders-2025-06-02.jsonl": _orders_jsonl(_rows(ORDERS) + crowd_orders),
     }
-    warehouse = root / "wh.duckdb"
+    warehouse = root / "crm360.duckdb"
     load_landing(warehouse, root / "landing", files)
     dbt_build(
         warehouse,
