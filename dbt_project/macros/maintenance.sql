@@ -52,13 +52,21 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The columns of `relation` among `columns` that are text stored compressed: their DDL does not
-    say USING COMPRESSION Uncompressed. -#}
+{#- The text columns of `relation` among `columns` that are stored compressed (their DDL does not
+    say USING COMPRESSION Uncompressed). -#}
 {% macro compressed_key_columns(relation, columns) -%}
-    {%- set ddl = table_ddl(relation) if columns else '' -%}
+    {%- if not columns -%}
+        {{ return([]) }}
+    {%- endif -%}
+    {%- set found = run_query(
+        "select column_name from duckdb_columns() where database_name = '" ~ relation.database
+        ~ "' and schema_name = '" ~ relation.schema ~ "' and table_name = '" ~ relation.identifier
+        ~ "' and data_type = 'VARCHAR' and column_name in ('" ~ columns | join("', '") ~ "')"
+        ~ " order by column_index").columns[0].values() -%}
+    {%- set ddl = table_ddl(relation) -%}
     {%- set compressed = [] -%}
-    {%- for column in columns
-            if modules.re.search(key_column_pattern(column) ~ '(?! USING COMPRESSION Uncompressed)', ddl) -%}
+    {%- for column in found
+            if not modules.re.search(key_column_pattern(column) ~ ' USING COMPRESSION Uncompressed\\b', ddl) -%}
         {%- do compressed.append(column) -%}
     {%- endfor -%}
     {{ return(compressed) }}
