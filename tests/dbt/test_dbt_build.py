@@ -131,6 +131,50 @@ def test_orders_net_revenue_matches_hand_computation(warehouse: Path) -> None:
     ]
 
 
+def test_lookup_keys_of_incremental_tables_are_stored_uncompressed(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    """The key columns incremental runs look rows up by (uncompressed_columns in
+    dbt_project.yml) are stored uncompressed in the incremental models' tables, after the first
+    build and after the incremental one that inserted into them; the other text columns and
+    the tables rebuilt whole stay compressed as DuckDB chooses (macros/maintenance.sql)."""
+    storage = """
+        select column_name, list(distinct compression order by compression)
+        from pragma_storage_info('{}')
+        where segment_type = 'VARCHAR'
+        group by column_name
+    """
+    identity_map = dict(query(warehouse, storage.format("marts.identity_map")))
+    assert identity_map["record_key"] == ["Uncompressed"]
+    assert identity_map["customer_id"] == ["Uncompressed"]
+    assert identity_map["source"] != ["Uncompressed"]  # a few distinct values: a dictionary
+    ddl = "select sql from duckdb_tables() where table_name = ?"
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert (
+            "record_key VARCHAR USING COMPRESSION Uncompressed"
+            in (conn.execute(ddl, ["int_identity_records_resolved"]).fetchone()[0])
+        )
+        # a table model: rebuilt whole each run, never rewritten
+        assert "USING COMPRESSION" not in conn.execute(ddl, ["customer_segments"]).fetchone()[0]
+
+    # A warehouse built before: its tables are rewritten once, at the end of the next run.
+    copy = tmp_path / "before" / warehouse.name
+    copy.parent.mkdir()
+    shutil.copyfile(warehouse, copy)
+    with duckdb.connect(str(copy)) as conn:
+        conn.execute("create table marts.plain as select * from marts.identity_map")
+        conn.execute("drop table marts.identity_map")
+        conn.execute("alter table marts.plain rename to identity_map")
+    assert (
+        "Uncompressed" not in dict(query(copy, storage.format("marts.identity_map")))["record_key"]
+    )
+    dbt_build(copy, tmp_path / "target", "--select", "identity_map", command="run")
+    assert dict(query(copy, storage.format("marts.identity_map")))["record_key"] == ["Uncompressed"]
+    assert query(copy, "select count(*) from marts.identity_map") == query(
+        warehouse, "select count(*) from marts.identity_map"
+    )
+
+
 @pytest.mark.parametrize(
     ("raw_table", "raw_key", "fact", "fact_key"),
     [

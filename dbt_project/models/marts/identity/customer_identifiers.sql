@@ -87,6 +87,12 @@ extracted as (
         _loaded_at
     from {{ ref('int_identifiers_extracted') }}
     where identifier_key is not null
+    {%- if incremental %}
+        -- the semi join as well, so that DuckDB filters the 39 M-row scan by the changed
+        -- customers' records: with record_key stored uncompressed it otherwise joined every row
+        -- to identity_map before picking those customers (48 s instead of 8 at 1,000,000 people)
+        and record_key in (select record_key from identity_map)
+    {%- endif %}
 
 ),
 
