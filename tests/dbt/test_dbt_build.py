@@ -33,12 +33,16 @@ def load_landing(warehouse: Path, landing: Path, files: dict[str, str]) -> None:
             load_source(conn, source, landing)
 
 
+def copied(warehouse: Path, folder: Path) -> Path:
+    """A copy of ``warehouse`` in ``folder`` (made), under the same name: see dbt_build."""
+    folder.mkdir()
+    return shutil.copyfile(warehouse, folder / warehouse.name)
+
+
 def rebuilt_whole(warehouse: Path, target_path: Path, model: str, sql: str) -> list[tuple]:
     """``sql`` on a copy of ``warehouse`` whose ``model`` was rebuilt with --full-refresh: what
     an incremental run of the model must equal."""
-    rebuilt = warehouse.parent / "rebuilt" / warehouse.name  # the name: see dbt_build
-    rebuilt.parent.mkdir()
-    shutil.copyfile(warehouse, rebuilt)
+    rebuilt = copied(warehouse, warehouse.parent / "rebuilt")
     dbt_build(rebuilt, target_path, "--select", model, "--full-refresh", command="run")
     return query(rebuilt, sql)
 
@@ -158,9 +162,7 @@ def test_lookup_keys_of_incremental_tables_are_stored_uncompressed(
         assert "USING COMPRESSION" not in conn.execute(ddl, ["customer_segments"]).fetchone()[0]
 
     # A warehouse built before: its tables are rewritten once, at the end of the next run.
-    copy = tmp_path / "before" / warehouse.name
-    copy.parent.mkdir()
-    shutil.copyfile(warehouse, copy)
+    copy = copied(warehouse, tmp_path / "before")
     with duckdb.connect(str(copy)) as conn:
         conn.execute("create table marts.plain as select * from marts.identity_map")
         conn.execute("drop table marts.identity_map")
@@ -487,9 +489,7 @@ def test_incremental_customer_identifiers_equal_a_full_rebuild(tmp_path: Path) -
     assert incremental == rebuilt_whole(path, target, "customer_identifiers", IDENTIFIERS_SQL)
 
     # A table from before customer_assigned_at and _loaded_at existed: recomputed whole, once.
-    upgraded = tmp_path / "upgraded" / path.name
-    upgraded.parent.mkdir()
-    shutil.copyfile(path, upgraded)
+    upgraded = copied(path, tmp_path / "upgraded")
     with duckdb.connect(str(upgraded)) as conn:
         conn.execute("alter table marts.customer_identifiers drop column customer_assigned_at")
         conn.execute("alter table marts.customer_identifiers drop column _loaded_at")
