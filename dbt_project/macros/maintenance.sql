@@ -52,21 +52,13 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The text columns of `relation` among `columns` that are stored compressed (their DDL does not
-    say USING COMPRESSION Uncompressed). -#}
+{#- The columns of `relation` among `columns` that are text stored compressed: their DDL does not
+    say USING COMPRESSION Uncompressed. -#}
 {% macro compressed_key_columns(relation, columns) -%}
-    {%- if not columns -%}
-        {{ return([]) }}
-    {%- endif -%}
-    {%- set found = run_query(
-        "select column_name from duckdb_columns() where database_name = '" ~ relation.database
-        ~ "' and schema_name = '" ~ relation.schema ~ "' and table_name = '" ~ relation.identifier
-        ~ "' and data_type = 'VARCHAR' and column_name in ('" ~ columns | join("', '") ~ "')"
-        ~ " order by column_index").columns[0].values() -%}
-    {%- set ddl = table_ddl(relation) -%}
+    {%- set ddl = table_ddl(relation) if columns else '' -%}
     {%- set compressed = [] -%}
-    {%- for column in found
-            if not modules.re.search(key_column_pattern(column) ~ ' USING COMPRESSION Uncompressed\\b', ddl) -%}
+    {%- for column in columns
+            if modules.re.search(key_column_pattern(column) ~ '(?! USING COMPRESSION Uncompressed)', ddl) -%}
         {%- do compressed.append(column) -%}
     {%- endfor -%}
     {{ return(compressed) }}
