@@ -9,14 +9,9 @@
     never). Its definition (column types, NOT NULL of enforced contracts) is kept: the copy is
     created from the table's own DDL. Each compaction is logged with the rows it dropped.
 
-    The key columns an incremental run looks rows up by (config `uncompressed_columns`, set for
-    the whole project in dbt_project.yml) are stored uncompressed: DuckDB compresses text with
-    a dictionary and FSST (DICT_FSST), and a semi join into the table decompresses every key to
-    hash it. At 1,000,000 people looking up 150,000 record_keys among identity_map's 26.5 M took
-    0.80 s compressed and 0.26 s not, and writing the column took less time too; the three
-    columns took 2.0 GB instead of 1.0 GB. A table whose DDL does not say so yet (its first
-    build, a --full-refresh, a warehouse from before) is rewritten here once, with `USING
-    COMPRESSION Uncompressed` on those columns; the rows later runs insert keep it.
+    A table whose key columns (config `uncompressed_columns`) are still stored compressed (one
+    created before crm360 stored them uncompressed, macros/key_columns.sql) is rewritten here
+    once, with them uncompressed.
 
     Other adapters compact by their own means (Delta's OPTIMIZE), and this does nothing there. -#}
 {% macro compact_tables(results) -%}
@@ -52,54 +47,20 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The columns of `relation` among `columns` that are text stored compressed: their DDL does not
-    say USING COMPRESSION Uncompressed. -#}
-{% macro compressed_key_columns(relation, columns) -%}
-    {%- set ddl = table_ddl(relation) if columns else '' -%}
-    {%- set compressed = [] -%}
-    {%- for column in columns
-            if modules.re.search(key_column_pattern(column) ~ '(?! USING COMPRESSION Uncompressed)', ddl) -%}
-        {%- do compressed.append(column) -%}
-    {%- endfor -%}
-    {{ return(compressed) }}
-{%- endmacro %}
-
-{#- A column's name and type in a table's DDL (the name quoted when it is a keyword, like
-    "source"), after the opening parenthesis or a comma. -#}
-{% macro key_column_pattern(column) -%}
-    {{- return('(?:(?<=\\()|(?<=, ))"?' ~ modules.re.escape(column) ~ '"? VARCHAR\\b') -}}
-{%- endmacro %}
-
-{% macro table_ddl(relation) -%}
-    {{ return(run_query(
-        "select sql from duckdb_tables() where database_name = '" ~ relation.database
-        ~ "' and schema_name = '" ~ relation.schema ~ "' and table_name = '"
-        ~ relation.identifier ~ "'").columns[0].values()[0]) }}
-{%- endmacro %}
-
 {#- Rewrites `relation` without its deleted rows, and with the columns `uncompress` stored
     uncompressed: a copy made from the table's DDL, filled, then swapped in for the table, in one
     transaction (the statement's, committed here). -#}
 {% macro compact_table(relation, dead, stored, uncompress=[]) -%}
-    {%- set ddl = table_ddl(relation) -%}
-    {%- if uncompress -%}
-        {%- set patterns = [] -%}
-        {%- for column in uncompress -%}
-            {%- do patterns.append(key_column_pattern(column)) -%}
-        {%- endfor -%}
-        {%- set ddl = modules.re.sub(
-            '(' ~ patterns | join('|') ~ ')', '\\1 USING COMPRESSION Uncompressed', ddl) -%}
-    {%- endif -%}
     {%- set copy = relation.incorporate(path={'identifier': relation.identifier ~ '__compacted'}) -%}
-    {%- set head = 'CREATE TABLE ' ~ relation.schema ~ '.' ~ relation.identifier ~ '(' -%}
-    {%- if not ddl.startswith(head) -%}
-        {%- do log('compaction of ' ~ relation ~ ' skipped: its DDL does not start with ' ~ head, info=true) -%}
+    {%- set create = uncompressed_ddl(relation, uncompress, copy) -%}
+    {%- if create is none -%}
+        {%- do log('compaction of ' ~ relation ~ ' skipped: its DDL does not name it as expected', info=true) -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set started = modules.datetime.datetime.now() -%}
     {%- call statement('compact_' ~ relation.identifier) -%}
         drop table if exists {{ copy }};
-        {{ 'CREATE TABLE ' ~ copy ~ '(' ~ ddl[head | length:] }};
+        {{ create }};
         insert into {{ copy }} select * from {{ relation }};
         drop table {{ relation }};
         alter table {{ copy }} rename to {{ adapter.quote(relation.identifier) }};

@@ -141,7 +141,7 @@ def test_lookup_keys_of_incremental_tables_are_stored_uncompressed(
     """The key columns incremental runs look rows up by (uncompressed_columns in
     dbt_project.yml) are stored uncompressed in the incremental models' tables, after the first
     build and after the incremental one that inserted into them; the other text columns and
-    the tables rebuilt whole stay compressed as DuckDB chooses (macros/maintenance.sql)."""
+    the tables rebuilt whole stay compressed as DuckDB chooses (macros/key_columns.sql)."""
     storage = """
         select column_name, list(distinct compression order by compression)
         from pragma_storage_info('{}')
@@ -170,11 +170,19 @@ def test_lookup_keys_of_incremental_tables_are_stored_uncompressed(
     assert (
         "Uncompressed" not in dict(query(copy, storage.format("marts.identity_map")))["record_key"]
     )
-    dbt_build(copy, tmp_path / "target", "--select", "identity_map", command="run")
+    converted = dbt_build(copy, tmp_path / "target", "--select", "identity_map", command="run")
+    assert "compacted" in converted.stdout and "stored uncompressed" in converted.stdout
     assert dict(query(copy, storage.format("marts.identity_map")))["record_key"] == ["Uncompressed"]
-    assert query(copy, "select count(*) from marts.identity_map") == query(
-        warehouse, "select count(*) from marts.identity_map"
+    count = "select count(*) from marts.identity_map"
+    assert query(copy, count) == query(warehouse, count)
+
+    # A new table (here by --full-refresh) is created with them uncompressed: nothing to rewrite.
+    refreshed = dbt_build(
+        copy, tmp_path / "target", "--select", "identity_map", "--full-refresh", command="run"
     )
+    assert "compacted" not in refreshed.stdout
+    assert dict(query(copy, storage.format("marts.identity_map")))["record_key"] == ["Uncompressed"]
+    assert query(copy, count) == query(warehouse, count)
 
 
 @pytest.mark.parametrize(
