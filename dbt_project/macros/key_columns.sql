@@ -14,9 +14,10 @@
     without, is rewritten once at the run's end (macros/maintenance.sql). The rows later runs
     insert keep it. Other adapters store their tables as they do. -#}
 
-{#- dbt-duckdb's create_table_as, but a new incremental model's table is created from its own
-    DDL with its key columns uncompressed, then filled: the DDL DuckDB writes for the model's
-    columns (and its contract's NOT NULLs) with no row, edited, run again. -#}
+{#- dbt-duckdb's create_table_as, but a table that an incremental model creates (its own, and
+    the scratch tables it builds) is created from its own DDL with its key columns uncompressed,
+    then filled: the DDL DuckDB writes for the model's columns (and its contract's NOT NULLs)
+    with no row, edited, run again. -#}
 {% macro duckdb__create_table_as(temporary, relation, compiled_code, language='sql', partitioned_by=none, sorted_by=none) -%}
     {%- set keys = config.get('uncompressed_columns') or [] -%}
     {%- if temporary or language != 'sql' or not keys or config.get('materialized') != 'incremental'
@@ -45,10 +46,9 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- The columns of `relation` among `columns` that are text stored compressed: their DDL does not
-    say USING COMPRESSION Uncompressed. -#}
-{% macro compressed_key_columns(relation, columns) -%}
-    {%- set ddl = table_ddl(relation) if columns else '' -%}
+{#- Those of `columns` that the table DDL `ddl` declares as text stored compressed (without USING
+    COMPRESSION Uncompressed). -#}
+{% macro compressed_key_columns(ddl, columns) -%}
     {%- set compressed = [] -%}
     {%- for column in columns
             if modules.re.search(key_column_pattern(column) ~ '(?! USING COMPRESSION Uncompressed)', ddl) -%}
@@ -63,13 +63,12 @@
 {% macro uncompressed_ddl(relation, columns, copy=none) -%}
     {%- set ddl = table_ddl(relation) -%}
     {%- set patterns = [] -%}
-    {%- for column in compressed_key_columns(relation, columns) -%}
+    {%- for column in compressed_key_columns(ddl, columns) -%}
         {%- do patterns.append(key_column_pattern(column)) -%}
     {%- endfor -%}
     {%- if patterns -%}
         {%- set ddl = modules.re.sub(
-            '(' ~ patterns | join('|') ~ ')(?! USING COMPRESSION Uncompressed)',
-            '\\1 USING COMPRESSION Uncompressed', ddl) -%}
+            '(' ~ patterns | join('|') ~ ')', '\\1 USING COMPRESSION Uncompressed', ddl) -%}
     {%- endif -%}
     {%- set head = 'CREATE TABLE ' ~ relation.schema ~ '.' ~ relation.identifier ~ '(' -%}
     {%- if not ddl.startswith(head) -%}

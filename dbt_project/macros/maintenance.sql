@@ -38,7 +38,8 @@
                     ~ " (select count(*) from " ~ relation ~ ") as live") -%}
                 {%- set stored = sizes.columns[0].values()[0] or 0 -%}
                 {%- set live = sizes.columns[1].values()[0] or 0 -%}
-                {%- set compressed = compressed_key_columns(relation, node.config.get('uncompressed_columns') or []) -%}
+                {%- set keys = node.config.get('uncompressed_columns') or [] -%}
+                {%- set compressed = compressed_key_columns(table_ddl(relation), keys) if keys else [] -%}
                 {%- if compressed or (stored > live and (stored - live) >= threshold * stored) -%}
                     {%- do compact_table(relation, stored - live, stored, compressed) -%}
                 {%- endif -%}
