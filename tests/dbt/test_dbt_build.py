@@ -386,6 +386,38 @@ def test_a_repeated_key_fails_its_unique_test(warehouse: Path, tmp_path: Path) -
     assert fails()
 
 
+def test_a_record_identifier_written_again_fails_its_unique_test(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    """int_identifiers_extracted's unique test is scoped by record (the records with a row
+    written since it last passed, _identity__models.yml): a (record, identifier) row that a
+    later run writes again beside the old one fails it, and only the key written twice."""
+    copy = tmp_path / "crm360.duckdb"
+    shutil.copyfile(warehouse, copy)
+    with duckdb.connect(str(copy)) as conn:
+        (key,) = conn.execute(
+            "select max(record_identifier_key) from intermediate.int_identifiers_extracted"
+        ).fetchone()
+        conn.execute(
+            "insert into intermediate.int_identifiers_extracted "
+            "select * replace (_extracted_at + interval 1 hour as _extracted_at) "
+            "from intermediate.int_identifiers_extracted where record_identifier_key = ?",
+            [key],
+        )
+    done = dbt_build(
+        copy,
+        tmp_path / "target",
+        "--select",
+        "int_identifiers_extracted,test_name:unique",
+        command="test",
+        check=False,
+    )
+    output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
+    assert done.returncode != 0
+    assert "Failure in test unique_int_identifiers_extracted_record_identifier_key" in output
+    assert "Got 1 result, configured to fail if != 0" in output
+
+
 def test_a_record_missing_from_the_timeline_fails_its_test(warehouse: Path, tmp_path: Path) -> None:
     """customer_360 reads its customers' records from customer_touchpoints, so the timeline
     must hold every record of identity_map exactly once (identity_every_record_once)."""
