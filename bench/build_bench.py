@@ -209,7 +209,7 @@ def dbt_build(
 
 DISK_GB_PER_MILLION = 75
 """Disk the build benchmark needs at 1M people, beside the generated landing folder: the
-warehouse grows to about 34 GB through the two builds (22 GB before the incremental models'
+warehouse grows to about 32 GB through the two builds (22 GB before the incremental models'
 lookup keys were stored uncompressed) and the full build spills up to 20 GB beside it; later a
 published copy takes 11 GB and the both-schemas copy 18 GB (deleted after its queries)."""
 
