@@ -418,6 +418,36 @@ def test_a_record_identifier_written_again_fails_its_unique_test(
     assert "Got 1 result, configured to fail if != 0" in output
 
 
+def test_a_customer_missing_from_identity_map_fails_its_relationships_test(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    """relationships is an anti join on DuckDB and Spark alike (macros/generic_tests.sql): a
+    touchpoint whose customer_id identity_map does not hold fails it, once per such row."""
+    copy = tmp_path / "crm360.duckdb"
+    shutil.copyfile(warehouse, copy)
+    with duckdb.connect(str(copy)) as conn:
+        conn.execute(
+            "insert into marts.customer_touchpoints "
+            "select * replace ('no-such-customer' as customer_id) "
+            "from marts.customer_touchpoints limit 2"
+        )
+    done = dbt_build(
+        copy,
+        tmp_path / "target",
+        "--select",
+        "customer_touchpoints,test_name:relationships",
+        "--vars",
+        "{tests_scope: all}",
+        command="test",
+        check=False,
+    )
+    output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
+    assert done.returncode != 0
+    test = "relationships_customer_touchpoints_customer_id__customer_id__ref_identity_map_"
+    assert f"Failure in test {test}" in output
+    assert "Got 2 results, configured to fail if != 0" in output
+
+
 def test_a_record_missing_from_the_timeline_fails_its_test(warehouse: Path, tmp_path: Path) -> None:
     """customer_360 reads its customers' records from customer_touchpoints, so the timeline
     must hold every record of identity_map exactly once (identity_every_record_once)."""
