@@ -39,6 +39,22 @@ def copied(warehouse: Path, folder: Path) -> Path:
     return shutil.copyfile(warehouse, folder / warehouse.name)
 
 
+def damaged_copy(warehouse: Path, folder: Path, *statements: str) -> Path:
+    """A copy of ``warehouse`` in ``folder``, under the same name, with ``statements`` run on it."""
+    copy = shutil.copyfile(warehouse, folder / warehouse.name)
+    with duckdb.connect(str(copy)) as conn:
+        for statement in statements:
+            conn.execute(statement)
+    return copy
+
+
+def dbt_test(warehouse: Path, target_path: Path, *args: str) -> tuple[int, str]:
+    """`dbt test` with ``args`` on ``warehouse``, failing or not: its exit code, and its output
+    without the terminal colours."""
+    done = dbt_build(warehouse, target_path, *args, command="test", check=False)
+    return done.returncode, re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
+
+
 def rebuilt_whole(warehouse: Path, target_path: Path, model: str, sql: str) -> list[tuple]:
     """``sql`` on a copy of ``warehouse`` whose ``model`` was rebuilt with --full-refresh: what
     an incremental run of the model must equal."""
@@ -315,22 +331,16 @@ def test_identity_map_holds_every_record_exactly_once_or_its_test_fails(
 ) -> None:
     """identity_every_record_once is identity_map's only uniqueness test: it must catch both,
     in the keys written since it last passed (macros/identity_tests.sql) or in all of them."""
-    copy = tmp_path / "crm360.duckdb"
-    shutil.copyfile(warehouse, copy)
-    with duckdb.connect(str(copy)) as conn:
-        conn.execute(damage)
-    done = dbt_build(
+    copy = damaged_copy(warehouse, tmp_path, damage)
+    code, output = dbt_test(
         copy,
         tmp_path / "target",
         "--select",
         "identity_map,test_name:identity_every_record_once",
         "--vars",
         f"{{tests_scope: {scope}}}",
-        command="test",
-        check=False,
     )
-    assert done.returncode != 0
-    output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)  # without the terminal colours
+    assert code != 0
     assert "Failure in test identity_every_record_once_identity_map" in output
     if scope == "all":  # ... and the scoped test does not see it
         scoped = dbt_build(
@@ -348,20 +358,18 @@ def test_a_repeated_key_fails_its_unique_test(warehouse: Path, tmp_path: Path) -
     A key written twice must still fail it, and name that one key. On customer_identifiers it
     checks the keys of the rows written since it last passed (macros/test_scope.sql): a
     duplicate older than that pass is out of its scope until var tests_scope is `all`."""
-    copy = tmp_path / "crm360.duckdb"
-    shutil.copyfile(warehouse, copy)
-    with duckdb.connect(str(copy)) as conn:
-        conn.execute(
-            "insert into marts.customer_identifiers select * from marts.customer_identifiers "
-            "where customer_identifier_id = "
-            "(select max(customer_identifier_id) from marts.customer_identifiers)"
-        )
+    copy = damaged_copy(
+        warehouse,
+        tmp_path,
+        "insert into marts.customer_identifiers select * from marts.customer_identifiers "
+        "where customer_identifier_id = "
+        "(select max(customer_identifier_id) from marts.customer_identifiers)",
+    )
     unique = ("--select", "customer_identifiers,test_name:unique")
 
     def fails(*args: str) -> bool:
-        done = dbt_build(copy, tmp_path / "target", *unique, *args, command="test", check=False)
-        output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
-        if done.returncode == 0:
+        code, output = dbt_test(copy, tmp_path / "target", *unique, *args)
+        if code == 0:
             assert "ERROR=0" in output
             return False
         assert "Failure in test unique_customer_identifiers_customer_identifier_id" in output
@@ -392,28 +400,18 @@ def test_a_record_identifier_written_again_fails_its_unique_test(
     """int_identifiers_extracted's unique test is scoped by record (the records with a row
     written since it last passed, _identity__models.yml): a (record, identifier) row that a
     later run writes again beside the old one fails it, and only the key written twice."""
-    copy = tmp_path / "crm360.duckdb"
-    shutil.copyfile(warehouse, copy)
-    with duckdb.connect(str(copy)) as conn:
-        (key,) = conn.execute(
-            "select max(record_identifier_key) from intermediate.int_identifiers_extracted"
-        ).fetchone()
-        conn.execute(
-            "insert into intermediate.int_identifiers_extracted "
-            "select * replace (_extracted_at + interval 1 hour as _extracted_at) "
-            "from intermediate.int_identifiers_extracted where record_identifier_key = ?",
-            [key],
-        )
-    done = dbt_build(
-        copy,
-        tmp_path / "target",
-        "--select",
-        "int_identifiers_extracted,test_name:unique",
-        command="test",
-        check=False,
+    copy = damaged_copy(
+        warehouse,
+        tmp_path,
+        "insert into intermediate.int_identifiers_extracted "
+        "select * replace (_extracted_at + interval 1 hour as _extracted_at) "
+        "from intermediate.int_identifiers_extracted where record_identifier_key = "
+        "(select max(record_identifier_key) from intermediate.int_identifiers_extracted)",
     )
-    output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
-    assert done.returncode != 0
+    code, output = dbt_test(
+        copy, tmp_path / "target", "--select", "int_identifiers_extracted,test_name:unique"
+    )
+    assert code != 0
     assert "Failure in test unique_int_identifiers_extracted_record_identifier_key" in output
     assert "Got 1 result, configured to fail if != 0" in output
 
@@ -423,26 +421,22 @@ def test_a_customer_missing_from_identity_map_fails_its_relationships_test(
 ) -> None:
     """relationships is an anti join on DuckDB and Spark alike (macros/generic_tests.sql): a
     touchpoint whose customer_id identity_map does not hold fails it, once per such row."""
-    copy = tmp_path / "crm360.duckdb"
-    shutil.copyfile(warehouse, copy)
-    with duckdb.connect(str(copy)) as conn:
-        conn.execute(
-            "insert into marts.customer_touchpoints "
-            "select * replace ('no-such-customer' as customer_id) "
-            "from marts.customer_touchpoints limit 2"
-        )
-    done = dbt_build(
+    copy = damaged_copy(
+        warehouse,
+        tmp_path,
+        "insert into marts.customer_touchpoints "
+        "select * replace ('no-such-customer' as customer_id) "
+        "from marts.customer_touchpoints limit 2",
+    )
+    code, output = dbt_test(
         copy,
         tmp_path / "target",
         "--select",
         "customer_touchpoints,test_name:relationships",
         "--vars",
         "{tests_scope: all}",
-        command="test",
-        check=False,
     )
-    output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
-    assert done.returncode != 0
+    assert code != 0
     test = "relationships_customer_touchpoints_customer_id__customer_id__ref_identity_map_"
     assert f"Failure in test {test}" in output
     assert "Got 2 results, configured to fail if != 0" in output
@@ -451,25 +445,21 @@ def test_a_customer_missing_from_identity_map_fails_its_relationships_test(
 def test_a_record_missing_from_the_timeline_fails_its_test(warehouse: Path, tmp_path: Path) -> None:
     """customer_360 reads its customers' records from customer_touchpoints, so the timeline
     must hold every record of identity_map exactly once (identity_every_record_once)."""
-    copy = tmp_path / "crm360.duckdb"
-    shutil.copyfile(warehouse, copy)
-    with duckdb.connect(str(copy)) as conn:
-        conn.execute(
-            "delete from marts.customer_touchpoints "
-            "where record_key = (select max(record_key) from marts.customer_touchpoints)"
-        )
-    done = dbt_build(
+    copy = damaged_copy(
+        warehouse,
+        tmp_path,
+        "delete from marts.customer_touchpoints "
+        "where record_key = (select max(record_key) from marts.customer_touchpoints)",
+    )
+    code, output = dbt_test(
         copy,
         tmp_path / "target",
         "--select",
         "customer_touchpoints,test_name:identity_every_record_once",
         "--vars",
         "{tests_scope: all}",
-        command="test",
-        check=False,
     )
-    assert done.returncode != 0
-    output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
+    assert code != 0
     assert "Failure in test identity_every_record_once_customer_touchpoints" in output
 
 
