@@ -617,6 +617,52 @@ def test_incremental_screening_follows_an_entity_to_identifiers_no_record_of_the
     assert incremental == rebuilt_whole(path, target, "int_identifiers_screened", SCREENED_SQL)
 
 
+# One person's two shop accounts order with one phone: two shop customers on it, more than
+# max_shop_customers (1). Then a third account orders with it.
+SHOP_DAY_1 = {
+    "orders/o-1.jsonl": _order(81, 8001, "Ann", "Lee", "ann@example.com", "+14155550177")
+    + _order(82, 8002, "Ann", "Lee", "ann.lee@example.com", "+14155550177"),
+}
+SHOP_DAY_2 = {
+    "orders/o-2.jsonl": _order(83, 8003, "Ann", "Lee", "a.lee@example.com", "+14155550177"),
+}
+SHOP_SQL = (
+    "select identifier_key, record_count, shop_customer_count, is_blocked_as_link, block_reason "
+    "from intermediate.int_identifiers_screened order by identifier_key"
+)
+
+
+def test_screening_counts_shop_accounts_also_on_a_table_written_before_their_column(
+    tmp_path: Path,
+) -> None:
+    """int_identifiers_screened counts the shop accounts on an identifier's records from
+    int_identifiers_extracted.record_shop_customer_id. A table written before that column (here:
+    dropped) is extracted again whole, so no record keeps it NULL, and the counts equal a full
+    rebuild's."""
+    path, target = tmp_path / "crm360.duckdb", tmp_path / "target"
+    screened = ("--select", "+int_identifiers_screened", "--exclude", "resource_type:test")
+    phone = "phone:+14155550177"
+    load_landing(path, tmp_path / "landing", SHOP_DAY_1)
+    dbt_build(path, target, *screened)
+    day_1 = {r[0]: r for r in query(path, SHOP_SQL)}
+    assert day_1[phone][1:] == (2, 2, True, "too_many_shop_customers")
+
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(
+            "alter table intermediate.int_identifiers_extracted drop record_shop_customer_id"
+        )
+    load_landing(path, tmp_path / "landing", SHOP_DAY_2)
+    dbt_build(path, target, *screened)
+    assert query(
+        path,
+        "select count(*) from intermediate.int_identifiers_extracted "
+        "where source = 'orders' and record_shop_customer_id is null",
+    ) == [(0,)]
+    incremental = query(path, SHOP_SQL)
+    assert {r[0]: r for r in incremental}[phone][1:] == (3, 3, True, "too_many_shop_customers")
+    assert incremental == rebuilt_whole(path, target, "int_identifiers_screened", SHOP_SQL)
+
+
 # Day 1: two people's contacts give test@test.com, a blocked value, and an email event goes to
 # it: two homes, so the event stays on its own. Day 2: Bob's newer contact drops that address;
 # the event's one home is Ann's now, though neither her contact nor the event changed.

@@ -20,6 +20,12 @@
     pairs it replaces into int_identifiers_extracted__replaced, stamped with the run, and
     _extracted_at says which run wrote a row: int_identifiers_screened redoes only the
     identifiers that a run added or took away.
+
+    record_shop_customer_id is the record's shop customer id (a record carries at most one) on
+    each of its rows: int_identifiers_screened counts the shop accounts on an identifier's
+    records from the identifier's rows alone, without reading the 39 M record keys (1,000,000
+    people) to join each record to its shop id. A table written before this column is
+    re-extracted whole, once.
 -#}
 {{
     config(
@@ -32,6 +38,9 @@
 }}
 
 {%- set string = dbt.type_string() -%}
+{#- a table without record_shop_customer_id (written by an older crm360): every record is
+    extracted again, so that no row keeps it NULL -#}
+{%- set since_loaded = is_incremental() and this_has_columns(['record_shop_customer_id']) -%}
 
 with
 
@@ -55,7 +64,7 @@ contacts as (
         contact_id as crm_contact_id,
         _loaded_at
     from {{ ref('stg_contacts__contacts') }}
-    {{ identity_loaded_since('contacts') }}
+    {{ identity_loaded_since('contacts') if since_loaded }}
 
 ),
 
@@ -79,7 +88,7 @@ email_events as (
         cast(null as {{ string }}) as crm_contact_id,
         _loaded_at
     from {{ ref('stg_email__events') }}
-    {{ identity_loaded_since('email') }}
+    {{ identity_loaded_since('email') if since_loaded }}
 
 ),
 
@@ -103,7 +112,7 @@ calls as (
         cast(null as {{ string }}) as crm_contact_id,
         _loaded_at
     from {{ ref('stg_calls__calls') }}
-    {{ identity_loaded_since('calls') }}
+    {{ identity_loaded_since('calls') if since_loaded }}
 
 ),
 
@@ -130,7 +139,7 @@ web_events as (
         cast(null as {{ string }}) as crm_contact_id,
         _loaded_at
     from {{ ref('stg_web__events') }}
-    {{ identity_loaded_since('web') }}
+    {{ identity_loaded_since('web') if since_loaded }}
 
 ),
 
@@ -194,7 +203,7 @@ phone_lookup as (
 
 ),
 
-{% if is_incremental() -%}
+{% if since_loaded -%}
 -- notations that records loaded since the last run brought: the lookup may have changed for
 -- them (a number now known, or now ambiguous). The old version of a changed order is no
 -- notation any more, which this does not see: a rare number that only it made ambiguous stays
@@ -242,8 +251,8 @@ relooked_orders as (
 orders_current as (
 
     select * from {{ ref('stg_orders__orders') }}
-    {{ identity_loaded_since('orders') }}
-    {%- if is_incremental() %}
+    {{ identity_loaded_since('orders') if since_loaded }}
+    {%- if since_loaded %}
         or order_id in (select order_id from relooked_orders)
     {%- endif %}
 
@@ -402,6 +411,7 @@ unpivoted as (
         record_key, source, source_record_id,
         cast('{{ identifier_type }}' as {{ string }}) as identifier_type,
         {{ column }} as identifier_value,
+        shop_customer_id as record_shop_customer_id,
         name_first, name_last, first_seen_at, last_seen_at, _loaded_at
     from keyed
     where {{ column }} is not null
@@ -412,6 +422,7 @@ unpivoted as (
         record_key, source, source_record_id,
         cast(null as {{ string }}) as identifier_type,
         cast(null as {{ string }}) as identifier_value,
+        shop_customer_id as record_shop_customer_id,
         name_first, name_last, first_seen_at, last_seen_at, _loaded_at
     from keyed
     where coalesce(
@@ -432,6 +443,7 @@ final as (
         identifier_type,
         identifier_value,
         {{ dbt.concat(["identifier_type", "':'", "identifier_value"]) }} as identifier_key,
+        record_shop_customer_id,
         name_first,
         name_last,
         first_seen_at,

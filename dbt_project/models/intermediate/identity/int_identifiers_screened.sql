@@ -370,10 +370,18 @@ affected as (
 
 {% endif -%}
 -- only the columns used below: carrying every column of 38 million rows (1M people) through
--- the CTE took 40% of the model's time
+-- the CTE took 40% of the model's time. Not record_key: each row names its record's shop
+-- customer id (record_shop_customer_id), so the shop accounts are counted without joining the
+-- rows to their records (the record keys were 1.4 GB of the 3.6 GB this scan read at 1M).
 extracted as (
 
-    select record_key, identifier_key, identifier_type, identifier_value, first_seen_at, last_seen_at
+    select
+        identifier_key,
+        identifier_type,
+        identifier_value,
+        record_shop_customer_id,
+        first_seen_at,
+        last_seen_at
     from {{ extracted_relation }}
     where identifier_type is not null
     {%- if mode == 'changed' %}
@@ -398,28 +406,17 @@ identifiers as (
 
 ),
 
-shop_ids as (
-
-    select record_key, identifier_value
-    from {{ extracted_relation }}
-    where identifier_type = 'shop_customer_id'
-    {%- if mode == 'changed' %}
-        and record_key in (select record_key from extracted)
-    {%- endif %}
-
-),
-
--- distinct shop customer accounts on the records that carry each identifier
+-- distinct shop customer accounts on the records that carry each identifier (a shop customer
+-- id itself has none: it is the account)
 identifier_shop_customers as (
 
     select
-        extracted.identifier_key,
-        count(distinct shop_ids.identifier_value) as shop_customer_count
+        identifier_key,
+        count(distinct record_shop_customer_id) as shop_customer_count
     from extracted
-    inner join shop_ids
-        on extracted.record_key = shop_ids.record_key
-    where extracted.identifier_type <> 'shop_customer_id'
-    group by extracted.identifier_key
+    where identifier_type <> 'shop_customer_id'
+        and record_shop_customer_id is not null
+    group by identifier_key
 
 ),
 
