@@ -3,6 +3,10 @@
     customer's order of time, with the gap to the customer's previous order. The order history
     that lifecycle stages, cohorts and attribution read: one definition of "an order".
 -#}
+{#- A table, not a view: four models and its four tests each numbered every order of
+    customer_touchpoints again (0.6-0.9 s of the tests in a one-new-day build at 1,000,000
+    people). -#}
+{{ config(materialized='table') }}
 {%- set text = dbt.type_string() -%}
 
 with
