@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -595,26 +596,41 @@ SCREENED_SQL = (
 )
 
 
+def screened_two_days(
+    tmp_path: Path,
+    sql: str,
+    day_1: dict[str, str],
+    day_2: dict[str, str],
+    between: Callable[[Path], None] = lambda path: None,
+) -> tuple[Path, dict[str, tuple], list[tuple], list[tuple]]:
+    """Two days loaded and screened (int_identifiers_screened and what it needs, incrementally
+    the second time, ``between`` run on the warehouse before it): the warehouse, ``sql`` after
+    day 1 by its first column, after day 2, and after day 2 with the model rebuilt whole."""
+    path, target = tmp_path / "crm360.duckdb", tmp_path / "target"
+    screened = ("--select", "+int_identifiers_screened", "--exclude", "resource_type:test")
+    load_landing(path, tmp_path / "landing", day_1)
+    dbt_build(path, target, *screened)
+    first = {r[0]: r for r in query(path, sql)}
+    between(path)
+    load_landing(path, tmp_path / "landing", day_2)
+    dbt_build(path, target, *screened)
+    incremental = query(path, sql)
+    return path, first, incremental, rebuilt_whole(path, target, "int_identifiers_screened", sql)
+
+
 def test_incremental_screening_follows_an_entity_to_identifiers_no_record_of_the_day_carries(
     tmp_path: Path,
 ) -> None:
     """int_identifiers_screened recounts an identifier's people when one of its entities
     changes, even though no changed record carries it: the incremental run unblocks the
     landline, as a full rebuild does."""
-    path, target = tmp_path / "crm360.duckdb", tmp_path / "target"
-    screened = ("--select", "+int_identifiers_screened", "--exclude", "resource_type:test")
     landline = "phone:+14155550123"
-    load_landing(path, tmp_path / "landing", SCREENED_DAY_1)
-    dbt_build(path, target, *screened)
-    day_1 = {r[0]: r for r in query(path, SCREENED_SQL)}
+    _, day_1, day_2, rebuilt = screened_two_days(
+        tmp_path, SCREENED_SQL, SCREENED_DAY_1, SCREENED_DAY_2
+    )
     assert day_1[landline][2:] == (2, 2, True, "too_many_people")
-
-    load_landing(path, tmp_path / "landing", SCREENED_DAY_2)
-    dbt_build(path, target, *screened)
-    incremental = query(path, SCREENED_SQL)
-    assert {r[0]: r for r in incremental}[landline][2:] == (2, 1, False, None)
-
-    assert incremental == rebuilt_whole(path, target, "int_identifiers_screened", SCREENED_SQL)
+    assert {r[0]: r for r in day_2}[landline][2:] == (2, 1, False, None)
+    assert day_2 == rebuilt
 
 
 # One person's two shop accounts order with one phone: two shop customers on it, more than
@@ -639,28 +655,25 @@ def test_screening_counts_shop_accounts_also_on_a_table_written_before_their_col
     int_identifiers_extracted.record_shop_customer_id. A table written before that column (here:
     dropped) is extracted again whole, so no record keeps it NULL, and the counts equal a full
     rebuild's."""
-    path, target = tmp_path / "crm360.duckdb", tmp_path / "target"
-    screened = ("--select", "+int_identifiers_screened", "--exclude", "resource_type:test")
     phone = "phone:+14155550177"
-    load_landing(path, tmp_path / "landing", SHOP_DAY_1)
-    dbt_build(path, target, *screened)
-    day_1 = {r[0]: r for r in query(path, SHOP_SQL)}
-    assert day_1[phone][1:] == (2, 2, True, "too_many_shop_customers")
 
-    with duckdb.connect(str(path)) as conn:
-        conn.execute(
-            "alter table intermediate.int_identifiers_extracted drop record_shop_customer_id"
-        )
-    load_landing(path, tmp_path / "landing", SHOP_DAY_2)
-    dbt_build(path, target, *screened)
+    def drop_column(path: Path) -> None:
+        with duckdb.connect(str(path)) as conn:
+            conn.execute(
+                "alter table intermediate.int_identifiers_extracted drop record_shop_customer_id"
+            )
+
+    path, day_1, day_2, rebuilt = screened_two_days(
+        tmp_path, SHOP_SQL, SHOP_DAY_1, SHOP_DAY_2, between=drop_column
+    )
+    assert day_1[phone][1:] == (2, 2, True, "too_many_shop_customers")
     assert query(
         path,
         "select count(*) from intermediate.int_identifiers_extracted "
         "where source = 'orders' and record_shop_customer_id is null",
     ) == [(0,)]
-    incremental = query(path, SHOP_SQL)
-    assert {r[0]: r for r in incremental}[phone][1:] == (3, 3, True, "too_many_shop_customers")
-    assert incremental == rebuilt_whole(path, target, "int_identifiers_screened", SHOP_SQL)
+    assert {r[0]: r for r in day_2}[phone][1:] == (3, 3, True, "too_many_shop_customers")
+    assert day_2 == rebuilt
 
 
 # Day 1: two people's contacts give test@test.com, a blocked value, and an email event goes to
