@@ -104,3 +104,11 @@
 {% macro identity_record_key(source_sql, source_record_id_sql) -%}
     {{ dbt.concat([source_sql, "':'", source_record_id_sql]) }}
 {%- endmacro %}
+
+
+{#- An identifier's key, its node in the identity graph: its type, ':' and its value. Written in
+    int_identifiers_extracted, and built again where a model joins on it without reading that
+    stored column (customer_identifiers). -#}
+{% macro identity_identifier_key(type_sql, value_sql) -%}
+    {{ dbt.concat([type_sql, "':'", value_sql]) }}
+{%- endmacro %}

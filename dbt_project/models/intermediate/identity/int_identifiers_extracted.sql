@@ -442,7 +442,7 @@ final as (
         source_record_id,
         identifier_type,
         identifier_value,
-        {{ dbt.concat(["identifier_type", "':'", "identifier_value"]) }} as identifier_key,
+        {{ identity_identifier_key('identifier_type', 'identifier_value') }} as identifier_key,
         record_shop_customer_id,
         name_first,
         name_last,

@@ -113,7 +113,7 @@ customer_records as (
         identity_map.assigned_at,
         extracted.identifier_type,
         extracted.identifier_value,
-        {{ dbt.concat(["extracted.identifier_type", "':'", "extracted.identifier_value"]) }}
+        {{ identity_identifier_key('extracted.identifier_type', 'extracted.identifier_value') }}
             as identifier_key,
         extracted.source,
         extracted.record_key,
