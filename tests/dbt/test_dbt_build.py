@@ -480,19 +480,22 @@ def _email_open(email: str, event_id: str) -> str:
     )
 
 
-# Day 1: five people, one CRM contact each (and Ana's email event).
+# Day 1: six people, one CRM contact each (and Ana's email event).
 IDENTIFIERS_DAY_1 = {
     "contacts/c-1.csv": CONTACTS_HEADER
     + _contact("K-1", "Ana", "Diaz", "ana@example.com", "", "2025-06-01T00:00:00Z")
     + _contact("K-2", "Ben", "Ortiz", "ben@example.com", "", "2025-06-01T00:00:00Z")
     + _contact("K-3", "Cy", "Young", "cy@example.com", "+14155550100", "2025-06-01T00:00:00Z")
     + _contact("K-4", "Dee", "Park", "dee@example.com", "+14155550199", "2025-06-01T00:00:00Z")
-    + _contact("K-5", "Fay", "Wu", "fay@example.com", "", "2025-06-01T00:00:00Z"),
+    + _contact("K-5", "Fay", "Wu", "fay@example.com", "", "2025-06-01T00:00:00Z")
+    + _contact("K-7", "Gus", "Hall", "gus@example.com", "", "2025-06-01T00:00:00Z"),
     "email/e-1.jsonl": _email_open("ana@example.com", "x1"),
 }
 # Day 2: a guest order with Ana's email and Cy's phone merges them; Ben's newer version has
-# another email; Eve shares Dee's landline, which merge protection then blocks. Fay: nothing.
+# another email; Eve shares Dee's landline, which merge protection then blocks; Gus opens an
+# email (a new record of his, nothing else). Fay: nothing.
 IDENTIFIERS_DAY_2 = {
+    "email/e-2.jsonl": _email_open("gus@example.com", "x2"),
     "contacts/c-2.csv": CONTACTS_HEADER
     + _contact("K-2", "Ben", "Ortiz", "ben@new.example", "", "2025-06-02T00:00:00Z")
     + _contact("K-6", "Eve", "Stone", "eve@example.com", "+14155550199", "2025-06-02T00:00:00Z"),
@@ -516,9 +519,11 @@ IDENTIFIERS_SQL = (
 
 
 def test_incremental_customer_identifiers_equal_a_full_rebuild(tmp_path: Path) -> None:
-    """A new day recomputes the rows of the customers it touches (merged, changed, carrying an
-    identifier newly blocked) and no others, and the table equals a full rebuild: a customer id
-    merged away keeps no rows, an email a contact no longer has is gone."""
+    """A new day rewrites the rows of the customers it touches and no others, and the table
+    equals a full rebuild: a customer id merged away keeps no rows, an email a contact no longer
+    has is gone. A customer that only gained a new record has its stored rows merged with that
+    record's identifiers, not recounted; after identity_map is rebuilt whole, when every record
+    looks new, customers are recomputed instead."""
     path, target = tmp_path / "crm360.duckdb", tmp_path / "target"
     identity = ("--select", "+customer_identifiers", "--exclude", "resource_type:test")
     load_landing(path, tmp_path / "landing", IDENTIFIERS_DAY_1)
@@ -526,9 +531,11 @@ def test_incremental_customer_identifiers_equal_a_full_rebuild(tmp_path: Path) -
     before = dict(
         query(path, "select identifier_value, customer_id from marts.customer_identifiers")
     )
-    assert len(set(before.values())) == 5
-    with duckdb.connect(str(path)) as conn:  # a row the next run rewrites loses its mark
-        conn.execute("update marts.customer_identifiers set sources = '(day 1)'")
+    assert len(set(before.values())) == 6
+    with duckdb.connect(str(path)) as conn:  # kept by a merge, lost by a recount
+        conn.execute(
+            "update marts.customer_identifiers set record_count = 7 where identifier_value = 'K-7'"
+        )
     load_landing(path, tmp_path / "landing", IDENTIFIERS_DAY_2)
     dbt_build(path, target, *identity)
 
@@ -539,15 +546,30 @@ def test_incremental_customer_identifiers_equal_a_full_rebuild(tmp_path: Path) -
     assert len(gone) == 1 and not [r for r in rows.values() if r[1] in gone]
     assert "ben@example.com" not in rows and rows["ben@new.example"][1] == before["ben@example.com"]
     assert rows["+14155550199"][8] is True  # Dee's landline, shared with Eve now: blocked
-    untouched = {v for v, r in rows.items() if r[6] == "(day 1)"}
-    assert untouched == {"fay@example.com", "K-5"}  # her email and CRM contact id
+    assert rows["gus@example.com"][6:8] == ("contacts,email", 2)  # his contact and the open
+    assert rows["K-7"][7] == 7  # his stored row, merged
+    built = query(
+        path,
+        "select identifier_value from marts.customer_identifiers "
+        "where _built_at = (select min(_built_at) from marts.customer_identifiers)",
+    )
+    assert {r[0] for r in built} == {"fay@example.com", "K-5"}  # her email and CRM contact id
 
     with duckdb.connect(str(path)) as conn:
         conn.execute(
-            "update marts.customer_identifiers set sources = 'contacts' where sources = '(day 1)'"
+            "update marts.customer_identifiers set record_count = 1 where identifier_value = 'K-7'"
         )
     incremental = query(path, IDENTIFIERS_SQL)
     assert incremental == rebuilt_whole(path, target, "customer_identifiers", IDENTIFIERS_SQL)
+
+    # identity_map rebuilt whole (and the extracted rows): every record got its first id then,
+    # and none is counted twice
+    refreshed = copied(path, tmp_path / "refreshed")
+    rebuilt = ("--select", "int_identifiers_extracted", "identity_map", "--full-refresh")
+    dbt_build(refreshed, target, *rebuilt, command="run")
+    dbt_build(refreshed, target, "--select", "customer_identifiers", command="run")
+    counted = IDENTIFIERS_SQL.replace("_built_at", "_built_at, customer_assigned_at")
+    assert query(refreshed, counted) == query(path, counted)
 
     # A table from before customer_assigned_at and _loaded_at existed: recomputed whole, once.
     upgraded = copied(path, tmp_path / "upgraded")

@@ -453,11 +453,13 @@ def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, next_day, tmp_
         ),
         "int_match_records_prepared": ("*", "record_key"),
         "customer_360": ("* exclude (_built_at)", "customer_id"),
+        "customer_identifiers": ("* exclude (_built_at)", "customer_identifier_id"),
         "customer_touchpoints": ("* exclude (_built_at)", "record_key"),
         "stg_orders__orders": ("*", "order_id"),
     }
     schemas = {
         "customer_360": "marts",
+        "customer_identifiers": "marts",
         "customer_touchpoints": "marts",
         "stg_orders__orders": "staging",
     }
