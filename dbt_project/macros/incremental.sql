@@ -92,11 +92,7 @@
     key whose batch row is only a placeholder (NULL in the model's row id, placeholder_column)
     loses all its rows. For models grouped by a key whose rows can all disappear (a customer
     merged into another no longer has identifiers of its own): delete+insert alone would leave
-    such a key's old rows, since a key with no rows in the batch is not deleted. With config
-    log_replaced_keys, every key of the batch is also written, with the time of the run as
-    _replaced_at, to <model>__replaced (the log of replace_logged below): a reader that works
-    incrementally learns which keys were replaced, those left without rows too, from the batch
-    alone, without a scan of the table.
+    such a key's old rows, since a key with no rows in the batch is not deleted.
     DuckDB: delete, then insert the real rows, in the run's transaction. Spark needs
     insert_overwrite over a partition of the key: not written yet. -#}
 {% macro get_incremental_replace_keys_sql(arg_dict) -%}
@@ -112,13 +108,6 @@
         {{ exceptions.raise_compiler_error("replace_keys needs one unique_key column and config placeholder_column") }}
     {%- endif -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-    {%- if config.get('log_replaced_keys') %}
-    {{ replaced_log_create(target, [key]) }};
-
-    insert into {{ replaced_log_relation(target) }} ({{ key }}, _replaced_at)
-    select distinct {{ key }}, {{ identity_run_timestamp() }} from {{ source }};
-    {%- endif %}
-
     delete from {{ target }}
     where {{ key }} in (select {{ key }} from {{ source }});
 
@@ -134,7 +123,9 @@
     works incrementally and must know what a run took away as well as what it added: the
     identifiers a contact's new version no longer carries (int_identifiers_extracted, read by
     int_identifiers_screened and int_identity_edges_built), the edges of the identity graph that
-    are gone (int_identity_edges_built, read by int_identity_components_resolved). The readers
+    are gone (int_identity_edges_built, read by int_identity_components_resolved), the customers
+    that lost profile candidates (int_profile_candidates_collected, read by
+    int_customer_profiles_survived). The readers
     delete the log rows they have all taken in (replaced_log_prune,
     identity_extracted_log_prune). With config placeholder_column, a batch row whose
     placeholder_column is NULL only deletes (and logs) the stored row of its key, as in

@@ -23,12 +23,12 @@
     from the same record, so a street never pairs with another record's city); a candidate
     without a street line is empty for it. Every other field survives on its own.
 
-    Incremental, per customer: a run redoes the customers whose candidates were written since
-    the newest candidates_built_at here (int_profile_candidates_collected rewrites every row of
-    a customer whose records changed), those that have no candidate any more (merged into
-    another: their row goes, through a placeholder with NULL candidates_built_at; found among
-    the customers int_profile_candidates_collected logged as replaced since, not by reading
-    every customer of its 17 M rows, 2 s at 1,000,000 people), and those
+    Incremental, per customer: a run redoes the customers with candidates written since the
+    newest candidates_built_at here (int_profile_candidates_collected writes the rows of every
+    record that changed), those whose candidates it replaced since (it logs their customers:
+    a customer that lost a record to a merge, or all of them, when its row goes through a
+    placeholder with NULL candidates_built_at; not found by reading every customer of its 17 M
+    rows, 2 s at 1,000,000 people), and those
     whose email and phone identifiers blocked as links changed (blocked_identifiers: a shared
     inbox found, or one no longer shared). A full rebuild gives the same rows.
 -#}
