@@ -97,9 +97,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         conn.execute("update marts.fct_calls set queue = '(first run)'")
         conn.execute("update intermediate.int_web_sessions_built set referrer = '(first run)'")
     load_landing(path, root / "landing", DAY_2)
-    # No lookback: every row here was loaded seconds ago, so the default 3 days would
-    # re-sessionise every visitor and hide whether the run picked visitors at all.
-    dbt_build(path, root / "target", "--vars", "{late_event_days: 0}")
+    dbt_build(path, root / "target")
     return Built(path, first_loaded_at, first_sessions)
 
 
@@ -251,6 +249,31 @@ def test_late_event_reforms_sessions(built: Built) -> None:
         ("a-9", "w-8", None, 1),
         ("user:8002", "w-6", "8002", 1),
     ]
+
+
+def test_sessions_find_an_event_a_run_did_not_see(built: Built, tmp_path: Path) -> None:
+    """A visitor without a new event is checked by one count of all such visitors: an event
+    that reaches fct_web_events with a load time the last run had passed (a load it did not
+    see), a month old, is found, and only its visitor is rebuilt."""
+    copy = copied(built.path, tmp_path / "missed")
+    with duckdb.connect(str(copy)) as conn:
+        conn.execute(
+            "insert into marts.fct_web_events select * replace ('w-6b' as web_event_id, "
+            "event_at_utc + interval 10 minute as event_at_utc, "
+            "_loaded_at - interval 30 day as _loaded_at) "
+            "from marts.fct_web_events where web_event_id = 'w-6'"
+        )
+        conn.execute("update intermediate.int_web_sessions_built set referrer = '(kept)'")
+    dbt_build(copy, tmp_path / "target", "--select", "int_web_sessions_built")
+    assert query(copy, SESSIONS_SQL) == [
+        ("a-51f", "w-1", "7001", 6),
+        ("a-9", "w-8", None, 1),
+        ("user:8002", "w-6", "8002", 2),
+    ]
+    kept = query(
+        copy, "select visitor_id from intermediate.int_web_sessions_built where referrer = '(kept)'"
+    )
+    assert kept == [("a-51f",), ("a-9",)]
 
 
 def test_dbt_unit_tests(warehouse: Path, tmp_path: Path) -> None:

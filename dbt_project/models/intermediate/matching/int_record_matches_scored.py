@@ -447,10 +447,10 @@ def _duckdb_api(session: Any, records: Any) -> tuple[Any, float]:
     limit = os.environ.get("CRM360_DUCKDB_MEMORY_LIMIT", "2GB")
     conn.execute("set memory_limit = ?", [limit]).fetchall()
     conn.execute("set temp_directory = ?", [scratch]).fetchall()
-    read = records.project(", ".join(RECORD_COLUMNS))
-    conn.register("match_records_arrow", read.to_arrow_table())
-    conn.execute("create table match_records as select * from match_records_arrow").fetchall()
-    conn.unregister("match_records_arrow")
+    # The records are read once, into Arrow, and scanned there by the queries below (prior,
+    # term frequencies, profiles): copying them into a table first took 0.6 s more of the
+    # model's 7 s at 1,000,000 people (2.07 M records, 0.4 GB).
+    conn.register("match_records", records.project(", ".join(RECORD_COLUMNS)).to_arrow_table())
     email_pairs, n = conn.execute(prior_sql("match_records")).fetchall()[0]
     for column in TF_COLUMNS:
         sql = term_frequency_sql("match_records", column)
