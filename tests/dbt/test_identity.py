@@ -435,7 +435,7 @@ def test_a_new_day_changes_only_ids_that_merge_or_split(pipeline, next_day, tmp_
     compared = {
         "int_identifiers_extracted": ("* exclude (_extracted_at)", "record_identifier_key"),
         "int_identifiers_screened": (
-            "* exclude (_extracted_through, _settings_hash, _link_status_at)",
+            "* exclude (_extracted_through, _settings_hash, _link_status_at, _link_flipped_at)",
             "identifier_key",
         ),
         "int_identity_records_anchored": (

@@ -37,8 +37,12 @@
     A full rebuild gives the same rows. int_identity_edges_built, which reads the log too,
     deletes the log rows both have taken in.
     _link_status_at is the run at which is_blocked_as_link took its current value (the
-    identifier's first run, or the run it flipped): int_identity_records_anchored redoes the
-    records of the identifiers it names.
+    identifier's first run, or the run it flipped); _link_flipped_at the run it last flipped
+    or the table was rebuilt whole (NULL: neither since the identifier's first run), after
+    which int_identity_records_anchored redoes the records that carry it.
+    An identifier's first run needs no such look: every record carrying it was written since,
+    and finding the carriers of the day's 7,300 new identifiers among int_identifiers_extracted's
+    39 M rows took 3 s of the anchoring query at 1,000,000 people.
 -#}
 {{
     config(
@@ -71,10 +75,14 @@ coalesce(
 {%- set mode = 'full' -%}
 {#- whether the stored rows say when each identifier's link status last changed -#}
 {%- set has_status = false -%}
+{#- whether they say when it last flipped -#}
+{%- set has_flipped = false -%}
 {%- if is_incremental() -%}
     {%- set mode = 'redo_all' -%}
     {%- set has_status = this_has_columns(['_link_status_at']) -%}
-    {%- if execute and this_has_columns(['_extracted_through', '_settings_hash', '_link_status_at']) -%}
+    {%- set has_flipped = this_has_columns(['_link_flipped_at']) -%}
+    {#- a table from before _link_flipped_at is redone once, each row's flip time its status time -#}
+    {%- if execute and this_has_columns(['_extracted_through', '_settings_hash', '_link_status_at', '_link_flipped_at']) -%}
         {%- if sql_holds(
             upstream_followed_since(extracted_relation, '_extracted_at', '_extracted_through')
             ~ ' and (select max(_settings_hash) from ' ~ this ~ ") = '" ~ settings_hash ~ "'"
@@ -489,7 +497,9 @@ final as (
 
 select
     *,
-    {{ identity_run_timestamp() }} as _link_status_at
+    {{ identity_run_timestamp() }} as _link_status_at,
+    -- rebuilt whole (a first build, --full-refresh): any status may have flipped
+    {{ identity_run_timestamp() }} as _link_flipped_at
 from final
 {%- else %},
 
@@ -518,9 +528,18 @@ select
     case
         when final.is_blocked_as_link = stored.is_blocked_as_link then stored._link_status_at
         else {{ identity_run_timestamp() }}
-    end as _link_status_at
+    end as _link_status_at,
+    -- a first run is no flip; a status kept keeps its flip time (a table from before this
+    -- column: its status time, which may have been one)
+    case
+        when stored.identifier_key is null then cast(null as timestamp)
+        when final.is_blocked_as_link = stored.is_blocked_as_link
+            then stored.{{ '_link_flipped_at' if has_flipped else '_link_status_at' }}
+        else {{ identity_run_timestamp() }}
+    end as _link_flipped_at
     {%- else %}
-    {{ identity_run_timestamp() }} as _link_status_at
+    {{ identity_run_timestamp() }} as _link_status_at,
+    {{ identity_run_timestamp() }} as _link_flipped_at
     {%- endif %}
 from replaced
 left join final

@@ -7,7 +7,8 @@
 
     Incremental per record: a run redoes the records that int_identifiers_extracted wrote since
     (new records, new versions) and the records carrying an identifier whose
-    is_blocked_as_link changed since (int_identifiers_screened._link_status_at), each against
+    is_blocked_as_link flipped since (int_identifiers_screened._link_flipped_at: a new
+    identifier's records are all new), each against
     the newest value of that table here. A record's row depends on nothing else, and no record
     disappears, so delete+insert on record_key gives what a full rebuild gives.
 -#}
@@ -37,7 +38,7 @@ changed_records as (
     from {{ ref('int_identifiers_extracted') }} as extracted
     inner join {{ ref('int_identifiers_screened') }} as screened
         on extracted.identifier_key = screened.identifier_key
-    where screened._link_status_at > {{ loaded_at_watermark('_screened_through') }}
+    where screened._link_flipped_at > {{ loaded_at_watermark('_screened_through') }}
 
 ),
 
