@@ -24,6 +24,8 @@
     load time the last run had passed (a load it did not see, fct_web_events rebuilt) or one
     left it, of any age: then every visitor is re-checked as above, one by one. A shortfall
     cancelled exactly by as many events gone from other visitors would hide; nothing else can.
+    A visitor all of whose events are gone keeps its stored sessions (a rebuild has no event of
+    it to write), so later runs check one by one until a --full-refresh.
     A window of load days re-checked every visitor of the last three days' loads, which after
     a first load of history was every visitor (9.9 s of a one-new-day build at 1,000,000
     people).
