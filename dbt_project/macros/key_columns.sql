@@ -7,8 +7,8 @@
     record_keys among identity_map's 26.5 M took 0.80 s compressed and 0.26 s not, and writing
     the column took less time too; the three columns took 2.0 GB instead of 1.0 GB. In three
     runs, the one-new-day build took 12.4% to 13.6% of the full build's time instead of 16.8%;
-    the warehouse's data grew from 20 to 29.8 GiB. Measured again when the day build found
-    little of the warehouse in the page cache (its 31.7 GB read after copying it): with every
+    the warehouse's data grew from 20 to 29.8 GiB. Measured again with little of the warehouse
+    in the page cache (a day build right after copying the 31.7 GB file): with every
     key compressed, the full build took 1,314 s instead of 1,034 s and the day build 172.3 s
     instead of 143.5 s, although it read 10.6 GB from disk instead of 26 GB: the lookups'
     decompression costs more than the reading it saves.
