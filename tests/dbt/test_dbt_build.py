@@ -201,6 +201,40 @@ def test_lookup_keys_of_incremental_tables_are_stored_uncompressed(
 
 
 @pytest.mark.parametrize(
+    ("limit", "expected"), [(None, ("3.7 GiB", "2.7 GiB")), ("2GB", ("1.8 GiB", "1.3 GiB"))]
+)
+def test_dbt_connections_take_the_memory_settings_of_the_profile(
+    limit: str | None, expected: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dbt's DuckDB gets CRM360_DUCKDB_MEMORY_LIMIT (4GB unset) and a block allocator of three
+    quarters of it (profiles.yml): a share of the limit set before it, whatever the variable
+    says. (DuckDB 2.0 aborts when block_allocator_memory comes in the configuration it is
+    opened with; dbt-duckdb SETs it on each connection, in the profile's order.)"""
+    if limit is None:
+        monkeypatch.delenv("CRM360_DUCKDB_MEMORY_LIMIT", raising=False)
+    else:
+        monkeypatch.setenv("CRM360_DUCKDB_MEMORY_LIMIT", limit)
+    shown = dbt_build(
+        tmp_path / "settings.duckdb",
+        tmp_path / "target",
+        "--inline",
+        "select current_setting('memory_limit') as memory_limit, "
+        "current_setting('block_allocator_memory') as block_allocator_memory",
+        "--output",
+        "json",
+        "--log-format",
+        "json",
+        command="show",
+    )
+    rows = [
+        json.loads(line)["data"]["preview"]
+        for line in shown.stdout.splitlines()
+        if line.startswith("{") and '"preview"' in line
+    ]
+    assert [tuple(row.values()) for row in json.loads(rows[0])] == [expected]
+
+
+@pytest.mark.parametrize(
     ("raw_table", "raw_key", "fact", "fact_key"),
     [
         ("raw.email_events", "sg_event_id", "marts.fct_email_events", "email_event_id"),
