@@ -172,3 +172,15 @@
 {% macro identity_reanchored_since(watermark) -%}
     (_extracted_through > {{ watermark }} or _screened_through > {{ watermark }})
 {%- endmacro %}
+
+
+{#- The record keys of the rows of `anchored` (int_identity_records_anchored) rewritten after
+    `watermark`, as identity_reanchored_since picks them: one select per column, so that each
+    filter reaches the scan and skips the row groups written before (the rows a run rewrites
+    are appended at the table's end). With the two ORed, DuckDB read every record key of the
+    table's 27 M rows at 1,000,000 people. -#}
+{% macro identity_reanchored_records_since(anchored, watermark) -%}
+    select record_key from {{ anchored }} where _extracted_through > {{ watermark }}
+    union
+    select record_key from {{ anchored }} where _screened_through > {{ watermark }}
+{%- endmacro %}

@@ -146,9 +146,7 @@
     {%- set scratch_records = identity_components_scratch('records') -%}
     {%- set scratch_changed_records = identity_components_scratch('changed_records') -%}
     {%- set changed_records_sql -%}
-select record_key
-from {{ ref('int_identity_records_anchored') }}
-where {{ identity_reanchored_since(watermark) }}
+{{ identity_reanchored_records_since(ref('int_identity_records_anchored'), watermark) }}
     {%- endset -%}
     {%- set changed_nodes_sql -%}
 with

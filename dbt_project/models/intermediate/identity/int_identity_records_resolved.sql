@@ -51,9 +51,7 @@ blocked as (
 {% if incremental -%}
 changed_records as (
 
-    select record_key
-    from {{ ref('int_identity_records_anchored') }}
-    where {{ identity_reanchored_since(loaded_at_watermark('_resolved_at')) }}
+    {{ identity_reanchored_records_since(ref('int_identity_records_anchored'), loaded_at_watermark('_resolved_at')) }}
 
     union
 
