@@ -200,6 +200,39 @@ def test_lookup_keys_of_incremental_tables_are_stored_uncompressed(
     assert query(copy, count) == query(warehouse, count)
 
 
+def test_identity_tables_built_with_the_record_id_lose_it_at_the_next_run(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    """int_identity_records_anchored and _resolved keep no source_record_id (nor _resolved an
+    anchor): identity_map takes the id from the record key. A warehouse whose tables have the
+    columns (built before) loses them at the next run, and identity_map's ids are the same."""
+    columns = (
+        "select table_name, list(column_name order by column_name) from duckdb_columns() "
+        "where schema_name = 'intermediate' and table_name in "
+        "('int_identity_records_anchored', 'int_identity_records_resolved') "
+        "and column_name in ('source_record_id', 'anchor_node') group by 1 order by 1"
+    )
+    assert query(warehouse, columns) == [("int_identity_records_anchored", ["anchor_node"])]
+    mapped = "select source, source_record_id, record_key from marts.identity_map order by 3"
+    rows = query(warehouse, mapped)
+    assert rows and all(key == f"{source}:{record_id}" for source, record_id, key in rows)
+
+    copy = copied(warehouse, tmp_path / "before")
+    with duckdb.connect(str(copy)) as conn:
+        for table in ("int_identity_records_anchored", "int_identity_records_resolved"):
+            conn.execute(
+                f"alter table intermediate.{table} add column source_record_id varchar; "
+                f"update intermediate.{table} set source_record_id = split_part(record_key, ':', 2)"
+            )
+        conn.execute(
+            "alter table intermediate.int_identity_records_resolved add column anchor_node varchar"
+        )
+    models = ("int_identity_records_anchored", "int_identity_records_resolved", "identity_map")
+    dbt_build(copy, tmp_path / "target", "--select", *models, command="run")
+    assert query(copy, columns) == [("int_identity_records_anchored", ["anchor_node"])]
+    assert query(copy, mapped) == query(warehouse, mapped)
+
+
 @pytest.mark.parametrize(
     ("limit", "expected"), [(None, ("3.7 GiB", "2.7 GiB")), ("2GB", ("1.8 GiB", "1.3 GiB"))]
 )
@@ -769,7 +802,7 @@ RESOLVED_DAY_2 = {
     + _contact("K-2", "Bob", "Kim", "bob@example.com", "+14155550122", "2025-06-02T00:00:00Z"),
 }
 RESOLVED_SQL = (
-    "select record_key, anchor_node, component, is_attached_through_blocked "
+    "select record_key, component, is_attached_through_blocked "
     "from intermediate.int_identity_records_resolved order by record_key"
 )
 
@@ -785,13 +818,13 @@ def test_incremental_resolution_follows_a_blocked_identifier_a_record_lost(
     load_landing(path, tmp_path / "landing", RESOLVED_DAY_1)
     dbt_build(path, target, *resolved)
     day_1 = {r[0]: r for r in query(path, RESOLVED_SQL)}
-    assert day_1["email:t1"][2:] == ("record:email:t1", False)
+    assert day_1["email:t1"][1:] == ("record:email:t1", False)
 
     load_landing(path, tmp_path / "landing", RESOLVED_DAY_2)
     dbt_build(path, target, *resolved)
     incremental = query(path, RESOLVED_SQL)
     day_2 = {r[0]: r for r in incremental}
-    assert day_2["email:t1"][2:] == (day_2["contacts:K-1"][2], True)
+    assert day_2["email:t1"][1:] == (day_2["contacts:K-1"][1], True)
     # every reader of the log took in what the day replaced: the log is empty again
     assert query(path, "select count(*) from intermediate.int_identifiers_extracted__replaced") == [
         (0,)

@@ -11,13 +11,18 @@
     identifier's records are all new), each against
     the newest value of that table here. A record's row depends on nothing else, and no record
     disappears, so delete+insert on record_key gives what a full rebuild gives.
+
+    No source_record_id: the record key holds it (identity_record_key), and identity_map takes it
+    from there (identity_source_record_id). Kept here and in int_identity_records_resolved, it
+    was 0.8 GB more of each table at 1,000,000 people, read whole by each day's build. A table
+    built with it loses it at the next run (on_schema_change sync_all_columns).
 -#}
 {{
     config(
         materialized='incremental',
         unique_key='record_key',
         incremental_strategy=event_incremental_strategy(),
-        on_schema_change='append_new_columns',
+        on_schema_change='sync_all_columns',
     )
 }}
 {#- a table built before these columns existed: every record is redone, once -#}
@@ -45,7 +50,7 @@ changed_records as (
 {% endif -%}
 extracted as (
 
-    select record_key, source, source_record_id, identifier_key
+    select record_key, source, identifier_key
     from {{ ref('int_identifiers_extracted') }}
     {%- if incremental %}
     where record_key in (select record_key from changed_records)
@@ -65,7 +70,6 @@ final as (
     select
         extracted.record_key,
         max(extracted.source) as source,
-        max(extracted.source_record_id) as source_record_id,
         coalesce(
             min(case when not screened.is_blocked_as_link then extracted.identifier_key end),
             {{ dbt.concat(["'record:'", "extracted.record_key"]) }}

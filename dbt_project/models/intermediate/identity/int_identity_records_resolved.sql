@@ -22,13 +22,18 @@
     run made the model take 5.3 s in a run without new data at 1,000,000 people.) This model
     reads the log last, so its post-hook deletes the log rows that all three readers have
     taken in.
+    Neither source_record_id (identity_map takes it from the record key) nor the anchor (a
+    record whose anchor row was rewritten is redone and written anyway): at 1,000,000 people
+    they were 1.9 GB of the table's 4 GB, and the stored rows of the redone records were read
+    with them. A table built with them loses them at the next run (on_schema_change
+    sync_all_columns).
 -#}
 {{
     config(
         materialized='incremental',
         unique_key='record_key',
         incremental_strategy=event_incremental_strategy(),
-        on_schema_change='append_new_columns',
+        on_schema_change='sync_all_columns',
         pre_hook="{{ replaced_log_create(ref('int_identifiers_extracted'), ['record_key', 'identifier_key']) }}",
         post_hook="{{ identity_extracted_log_prune() }}",
     )
@@ -120,7 +125,6 @@ anchored as (
     select
         record_key,
         source,
-        source_record_id,
         anchor_node,
         linking_identifier_count,
         blocked_identifier_count
@@ -148,7 +152,6 @@ anchored_components as (
     select
         anchored.record_key,
         anchored.source,
-        anchored.source_record_id,
         anchored.anchor_node,
         anchored.linking_identifier_count,
         anchored.blocked_identifier_count,
@@ -199,8 +202,6 @@ resolved as (
     select
         anchored_components.record_key,
         anchored_components.source,
-        anchored_components.source_record_id,
-        anchored_components.anchor_node,
         coalesce(unlinked_homes.component, anchored_components.component) as component,
         unlinked_homes.component is not null as is_attached_through_blocked
     from anchored_components
@@ -218,7 +219,7 @@ resolved as (
 -- itself, DuckDB read its 27 M rows' columns in 4.9 s at 1,000,000 people (1.1 s this way)
 stored as (
 
-    select record_key, anchor_node, component, is_attached_through_blocked
+    select record_key, component, is_attached_through_blocked
     from {{ this }}
     where record_key in (select record_key from redone_records)
 
@@ -230,8 +231,6 @@ final as (
     select
         resolved.record_key,
         resolved.source,
-        resolved.source_record_id,
-        resolved.anchor_node,
         resolved.component,
         resolved.is_attached_through_blocked,
         {{ identity_run_timestamp() }} as _resolved_at
@@ -241,7 +240,6 @@ final as (
         on resolved.record_key = stored.record_key
     where resolved.record_key in (select record_key from changed_records)
         or stored.record_key is null
-        or stored.anchor_node <> resolved.anchor_node
         or stored.component <> resolved.component
         or stored.is_attached_through_blocked <> resolved.is_attached_through_blocked
     {%- endif %}

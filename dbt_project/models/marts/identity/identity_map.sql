@@ -81,7 +81,7 @@ current_records as (
     select
         record_key,
         source,
-        source_record_id,
+        {{ identity_source_record_id('record_key', 'source') }} as source_record_id,
         component
     from {{ ref('int_identity_records_resolved') }}
     {%- if narrowed %}
